@@ -1,0 +1,346 @@
+"""The ablation spec: ``Ablation``, ``Factor``, ``ASHA``, their validation, and loading a
+spec file.
+
+A spec is a Python file that defines exactly one ``Ablation`` at module level::
+
+    from gridrun import Ablation, Factor, ASHA
+
+    ablation = Ablation(
+        name="quickstart",
+        dataset="digits",
+        factors=[Factor("augmentation", [False, True]), Factor("dropout", [0.0, 0.3])],
+        fixed={"epochs": 6},
+        seeds=2,
+        scheduler=ASHA(grace_period=2),
+    )
+
+Every problem is a ``SpecError`` (a ``ValueError``) whose message is one line naming the
+factor, the offending value and what is allowed. ``load_spec`` prefixes the file name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from gridrun import techniques
+from gridrun.data import DATASET_NAMES
+from gridrun.techniques import suggest
+
+__all__ = ["Ablation", "Factor", "ASHA", "SpecError", "load_spec", "DESIGNS", "METRICS"]
+
+DESIGNS = ("full", "add_one_in", "leave_one_out", "cumulative", "fractional")
+METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+FRAMEWORKS = ("torch",)
+RESOURCE_KEYS = ("cpu", "gpu")
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+class SpecError(ValueError):
+    """A spec that cannot run. The message is one line, meant for the user."""
+
+
+def _fail(msg: str):
+    raise SpecError(msg)
+
+
+@dataclass(frozen=True, init=False)
+class Factor:
+    """One technique varied over ``levels``; the first level is the default baseline."""
+
+    name: str
+    levels: tuple
+
+    def __init__(self, name: str, levels) -> None:
+        if not isinstance(name, str):
+            _fail(f"factor name {name!r} must be a string")
+        try:
+            tech = techniques.get(name)
+        except ValueError as e:
+            _fail(str(e))
+        if not tech.factor:
+            _fail(f"{name!r} cannot be a factor; set it in fixed={{'{name}': ...}}")
+        if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+            _fail(f"factor {name!r}: levels must be a list, got {levels!r}")
+        levels = list(levels)
+        if not levels:
+            _fail(f"factor {name!r} has no levels; give at least one")
+        clean = []
+        for lv in levels:
+            try:
+                v = techniques.check_value(tech, lv)
+            except ValueError as e:
+                _fail(f"factor {name!r}: {e}")
+            if any(type(v) is type(c) and v == c for c in clean):
+                _fail(f"factor {name!r}: level {lv!r} is listed twice")
+            clean.append(v)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "levels", tuple(clean))
+
+
+@dataclass(frozen=True)
+class ASHA:
+    """Asynchronous successive halving: stop the weakest trials at rungs
+    grace_period, grace_period*reduction_factor, ... (in epochs)."""
+
+    grace_period: int = 1
+    reduction_factor: int = 3
+
+    def __post_init__(self) -> None:
+        for key, lo in (("grace_period", 1), ("reduction_factor", 2)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                _fail(f"ASHA {key} must be an integer >= {lo}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A grid of training techniques to run and attribute.
+
+    ``factors`` vary; ``fixed`` holds other techniques constant; everything else takes the
+    registry default. ``baseline`` (default: each factor's first level) is the "plain"
+    configuration effects are measured against; ``target`` (default: each factor's last
+    level) is the "everything on" configuration of the one-at-a-time designs.
+    """
+
+    name: str
+    dataset: str
+    factors: tuple
+    baseline: Mapping[str, Any] | None = None
+    target: Mapping[str, Any] | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    seeds: int = 1
+    design: str = "full"
+    order: tuple | None = None  # cumulative design: the order techniques are added in
+    resolution: int | None = None  # fractional design: 3, 4 or 5
+    scheduler: ASHA | None = None
+    resources: Mapping[str, float] = field(default_factory=lambda: {"cpu": 1, "gpu": 0})
+    metric: str = "val_acc"
+    framework: str = "torch"
+    train_size: int | None = None  # cap on training examples (stratified), for quick runs
+    val_fraction: float = 0.1
+    max_concurrent: int | None = None
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived views -------------------------------------------------------------
+    @property
+    def factor_names(self) -> list[str]:
+        return [f.name for f in self.factors]
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.metric.endswith("loss") else "max"
+
+    @property
+    def epochs(self) -> int:
+        return self.fixed.get("epochs", techniques.get("epochs").default)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (stored in run.json; read back by the analysis)."""
+        return {
+            "name": self.name, "dataset": self.dataset, "framework": self.framework,
+            "factors": {f.name: list(f.levels) for f in self.factors},
+            "baseline": dict(self.baseline), "target": dict(self.target),
+            "fixed": dict(self.fixed), "seeds": self.seeds, "design": self.design,
+            "order": list(self.order) if self.order else None, "resolution": self.resolution,
+            "scheduler": None if self.scheduler is None else {
+                "type": "asha", "grace_period": self.scheduler.grace_period,
+                "reduction_factor": self.scheduler.reduction_factor},
+            "resources": dict(self.resources), "metric": self.metric, "mode": self.mode,
+            "epochs": self.epochs, "train_size": self.train_size,
+            "val_fraction": self.val_fraction, "max_concurrent": self.max_concurrent,
+        }
+
+
+def _set(obj, key, value) -> None:
+    object.__setattr__(obj, key, value)
+
+
+def _check_int(what: str, v, lo: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        _fail(f"{what} must be an integer >= {lo}, got {v!r}")
+
+
+def _validate(a: Ablation) -> None:
+    if not isinstance(a.name, str) or not a.name or not set(a.name) <= NAME_CHARS:
+        _fail(f"name {a.name!r} must be a non-empty string of letters, digits, '_', '-', '.'")
+    if a.dataset not in DATASET_NAMES:
+        _fail(f"unknown dataset {a.dataset!r}; allowed: {', '.join(DATASET_NAMES)}"
+              f"{suggest(a.dataset, DATASET_NAMES)}")
+    if a.framework not in FRAMEWORKS:
+        _fail(f"unknown framework {a.framework!r}; allowed: {', '.join(FRAMEWORKS)}"
+              f"{suggest(a.framework, FRAMEWORKS)}")
+    factors = list(a.factors) if not isinstance(a.factors, Factor) else [a.factors]
+    if not factors:
+        _fail("factors is empty; give at least one Factor")
+    seen = set()
+    for f in factors:
+        if not isinstance(f, Factor):
+            _fail(f"factors must hold Factor(...) objects, got {f!r}")
+        if f.name in seen:
+            _fail(f"factor {f.name!r} is declared twice")
+        seen.add(f.name)
+    _set(a, "factors", tuple(factors))
+    _set(a, "fixed", _validate_fixed(a.fixed, seen))
+    _set(a, "baseline", _validate_point("baseline", a.baseline, factors, 0))
+    _set(a, "target", _validate_point("target", a.target, factors, -1))
+    _check_int("seeds", a.seeds, 1)
+    if a.design not in DESIGNS:
+        _fail(f"unknown design {a.design!r}; allowed: {', '.join(DESIGNS)}"
+              f"{suggest(a.design, DESIGNS)}")
+    _validate_design_options(a, factors)
+    if a.scheduler is not None:
+        if not isinstance(a.scheduler, ASHA):
+            _fail(f"scheduler must be ASHA(...) or None, got {a.scheduler!r}")
+        if a.scheduler.grace_period > a.epochs:
+            _fail(f"ASHA grace_period {a.scheduler.grace_period} is greater than epochs "
+                  f"{a.epochs}; it must be <= epochs")
+    _set(a, "resources", _validate_resources(a.resources))
+    if a.metric not in METRICS:
+        _fail(f"unknown metric {a.metric!r}; allowed: {', '.join(METRICS)}"
+              f"{suggest(a.metric, METRICS)}")
+    if a.train_size is not None:
+        _check_int("train_size", a.train_size, 10)
+    v = a.val_fraction
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+        _fail(f"val_fraction must be a number in (0, 1), got {v!r}")
+    if a.max_concurrent is not None:
+        _check_int("max_concurrent", a.max_concurrent, 1)
+
+
+def _validate_fixed(fixed, factor_names: set) -> dict:
+    if not isinstance(fixed, Mapping):
+        _fail(f"fixed must be a dict of technique -> value, got {fixed!r}")
+    out = {}
+    for key, value in fixed.items():
+        try:
+            tech = techniques.get(key)
+        except ValueError as e:
+            _fail(f"fixed: {e}")
+        if key in factor_names:
+            _fail(f"{key!r} is both a factor and fixed; keep one")
+        try:
+            out[key] = techniques.check_value(tech, value)
+        except ValueError as e:
+            _fail(f"fixed {key!r}: {e}")
+    return out
+
+
+def _validate_point(what: str, point, factors, default_index: int) -> dict:
+    by_name = {f.name: f for f in factors}
+    point = {} if point is None else point
+    if not isinstance(point, Mapping):
+        _fail(f"{what} must be a dict of factor -> level, got {point!r}")
+    for key in point:
+        if key not in by_name:
+            _fail(f"{what}: {key!r} is not a factor; factors: {', '.join(by_name)}"
+                  f"{suggest(key, by_name)}")
+    out = {}
+    for f in factors:
+        if f.name not in point:
+            out[f.name] = f.levels[default_index]
+            continue
+        value = point[f.name]
+        match = [lv for lv in f.levels if type(lv) is type(value) and lv == value
+                 or (isinstance(lv, float) and not isinstance(value, bool)
+                     and isinstance(value, (int, float)) and lv == value)]
+        if not match:
+            _fail(f"{what} {f.name!r}={value!r} is not one of its levels: "
+                  f"{', '.join(map(repr, f.levels))}{suggest(value, f.levels)}")
+        out[f.name] = match[0]
+    return out
+
+
+def _validate_design_options(a: Ablation, factors) -> None:
+    names = [f.name for f in factors]
+    if a.design == "cumulative":
+        order = list(a.order) if a.order is not None else names
+        for n in order:
+            if n not in names:
+                _fail(f"order: {n!r} is not a factor; factors: {', '.join(names)}"
+                      f"{suggest(n, names)}")
+        if len(set(order)) != len(order):
+            _fail(f"order lists a factor twice: {order}")
+        _set(a, "order", tuple(order))
+    elif a.order is not None:
+        _fail(f"order is only used by design='cumulative', not {a.design!r}")
+    if a.design in ("add_one_in", "leave_one_out", "cumulative"):
+        same = [n for n in names if a.baseline[n] == a.target[n]
+                and type(a.baseline[n]) is type(a.target[n])]
+        if same:
+            _fail(f"design {a.design!r}: factor {same[0]!r} has the same baseline and "
+                  f"target level {a.baseline[same[0]]!r}; give it a different target")
+    if a.design == "fractional":
+        multi = [f.name for f in factors if len(f.levels) != 2]
+        if multi:
+            _fail(f"design 'fractional' needs two-level factors; {multi[0]!r} has "
+                  f"{len(factors[names.index(multi[0])].levels)} levels")
+        if a.resolution not in (3, 4, 5):
+            _fail(f"design 'fractional' needs resolution=3, 4 or 5, got {a.resolution!r}")
+    elif a.resolution is not None:
+        _fail(f"resolution is only used by design='fractional', not {a.design!r}")
+
+
+def _validate_resources(res) -> dict:
+    if not isinstance(res, Mapping):
+        _fail(f"resources must be a dict like {{'cpu': 1, 'gpu': 0}}, got {res!r}")
+    out = {"cpu": 1.0, "gpu": 0.0}
+    for key, value in res.items():
+        if key not in RESOURCE_KEYS:
+            _fail(f"resources: unknown key {key!r}; allowed: cpu, gpu{suggest(key, RESOURCE_KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(f"resources {key!r} must be a number, got {value!r}")
+        if value < 0:
+            _fail(f"resources {key!r} must not be negative, got {value!r}")
+        out[key] = float(value)
+    if out["cpu"] == 0 and out["gpu"] == 0:
+        _fail("resources: a trial needs some cpu or gpu, got cpu=0 and gpu=0")
+    return out
+
+
+def load_spec(path: str | Path) -> Ablation:
+    """Import the spec file at ``path`` and return its one ``Ablation``.
+
+    Raises SpecError with a one-line message that starts with the file name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        _fail(f"{path}: no such spec file")
+    mod_name = f"_gridrun_spec_{uuid.uuid4().hex}"
+    try:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module  # dataclasses in the spec need their module
+        spec.loader.exec_module(module)
+    except SpecError as e:
+        _fail(f"{path}: {e}")
+    except SyntaxError as e:
+        _fail(f"{path}:{e.lineno}: syntax error: {e.msg}")
+    except Exception as e:  # noqa: BLE001 - any error in user code is a spec error
+        line = _user_line(e, path)
+        _fail(f"{path}{line}: {type(e).__name__}: {e}")
+    finally:
+        sys.modules.pop(mod_name, None)
+    found = [(k, v) for k, v in vars(module).items() if isinstance(v, Ablation)]
+    if not found:
+        _fail(f"{path}: defines no Ablation; assign one at module level, "
+              "e.g. ablation = Ablation(...)")
+    if len(found) > 1:
+        _fail(f"{path}: defines {len(found)} Ablation objects "
+              f"({', '.join(k for k, _ in found)}); keep exactly one")
+    return found[0][1]
+
+
+def _user_line(exc: BaseException, path: Path) -> str:
+    tb, line = exc.__traceback__, ""
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+            line = f":{tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
