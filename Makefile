@@ -1,0 +1,34 @@
+# make demo   - create .venv, install gridrun with PyTorch and Ray, run the quickstart ablation
+# make test   - create .venv, install, run the test suite
+# make bench  - the benchmark scripts (numbers for the README; not tests)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+EXTRAS ?= torch,dev
+
+.PHONY: install demo test test-fast bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gridrun launch ablations/quickstart.py --overwrite
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not ray"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/fashion_baseline.py
+	$(BIN)/python benchmarks/report_scale.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

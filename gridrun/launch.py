@@ -1,0 +1,359 @@
+"""Run an ablation on Ray Tune: Ray init (local or a cluster address), the Tuner over the
+expanded trials, ASHA, resources, the live progress view, and writing the store.
+
+This is the only module that imports ray, and it does so inside functions, so the pure
+helpers below (``trial_row``, ``trial_status``) are usable without Ray installed.
+
+    >>> from gridrun import load_spec
+    >>> summary = launch(load_spec("ablations/quickstart.py"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from gridrun import store
+from gridrun._progress import Progress
+from gridrun.design import Trial, expand
+
+__all__ = ["launch", "LaunchResult", "trial_row", "trial_status", "RunExistsError"]
+
+EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+class RunExistsError(ValueError):
+    """The output folder already holds a run and overwriting was not asked for."""
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    run_dir: Path
+    trials: int
+    completed: int
+    stopped_early: int
+    errors: int
+    seconds: float
+    interrupted: bool
+
+
+# -- pure helpers ----------------------------------------------------------------------
+def trial_status(epochs_run: int, max_epochs: int, error: str | None) -> str:
+    """completed (all epochs), stopped_early (ASHA stopped it before the last epoch), or
+    error (the trial raised)."""
+    if error:
+        return "error"
+    return "completed" if epochs_run >= max_epochs else "stopped_early"
+
+
+def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int,
+              error: str | None = None, wall_seconds: float | None = None) -> dict:
+    """The trials.parquet row of one trial, from the metrics it reported (one per epoch)."""
+    val = [r["val_acc"] for r in reports]
+    finite = [(v, i) for i, v in enumerate(val) if v is not None and math.isfinite(v)]
+    best_val, best_i = max(finite, key=lambda t: t[0]) if finite else (None, None)
+    last = reports[-1] if reports else {}
+    status = trial_status(len(reports), max_epochs, error)
+    return {
+        "trial_id": trial.trial_id, **trial.levels, "seed": trial.seed, "status": status,
+        "epochs_run": len(reports), "last_val_acc": last.get("val_acc"),
+        "best_val_acc": best_val,
+        "best_epoch": None if best_i is None else int(reports[best_i]["epoch"]),
+        "test_acc": last.get("test_acc") if status == "completed" else None,
+        "params": last.get("params"),
+        "wall_seconds": last.get("elapsed", wall_seconds) if reports else wall_seconds,
+        "error": error,
+    }
+
+
+def epoch_rows(trial_id: str, reports: list[Mapping[str, Any]]) -> list[dict]:
+    return [{"trial_id": trial_id, "epoch": int(r["epoch"]),
+             **{k: r.get(k) for k in EPOCH_KEYS}, "seconds": r.get("epoch_seconds")}
+            for r in reports]
+
+
+# -- the trainable (runs in Ray workers) ---------------------------------------------------
+def _trainable(config: dict, data=None) -> None:
+    from ray import tune
+
+    from gridrun.torch import train
+
+    spec = config["trial"]
+    start = time.perf_counter()
+
+    def report(metrics: dict) -> None:
+        tune.report({**metrics, "elapsed": time.perf_counter() - start})
+
+    train(spec["config"], data, seed=spec["seed"], report=report, threads=config["threads"])
+
+
+def _make_collector(progress: Progress, metric: str, live):
+    from ray import tune
+
+    class Collector(tune.Callback):
+        """Keeps every reported epoch on the driver and drives the progress view."""
+
+        def __init__(self):
+            self.reports: dict[str, list] = {}
+            self.errors: dict[str, str] = {}
+            self.ended: set[str] = set()
+
+        def _tid(self, trial) -> str:
+            return trial.config["trial"]["trial_id"]
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            progress.start(self._tid(trial))
+            live()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            keep = {k: result.get(k) for k in
+                    ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params", "elapsed")}
+            self.reports.setdefault(self._tid(trial), []).append(keep)
+            progress.result(result.get(metric))
+            live()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._end(trial, None)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._end(trial, _error_text(trial))
+
+        def _end(self, trial, error):
+            tid = self._tid(trial)
+            if tid in self.ended:
+                return
+            self.ended.add(tid)
+            if error:
+                self.errors[tid] = error
+            n = len(self.reports.get(tid, []))
+            progress.finish(tid, trial_status(n, trial.config["trial"]["epochs"], error))
+            live()
+
+    return Collector()
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        text = Path(path).read_text() if path else ""
+    except OSError:
+        text = ""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "trial failed (no error text)"
+
+
+# -- the launch ----------------------------------------------------------------------------
+def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    if (run_dir / store.RUN_FILE).exists() and not overwrite:
+        raise RunExistsError(f"{run_dir} already holds a run; pass --overwrite to replace "
+                             "it or --out to write elsewhere")
+
+
+def _quiet_environment(verbose: bool) -> None:
+    # Set before ray.init so the local raylet and workers inherit them.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # we keep our own
+    if not verbose:
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _scheduler(ablation):
+    if ablation.scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", max_t=ablation.epochs,
+                         grace_period=ablation.scheduler.grace_period,
+                         reduction_factor=ablation.scheduler.reduction_factor)
+
+
+class _LiveView:
+    """Rich live line on a terminal; on a pipe, a plain line at each quarter and the end."""
+
+    def __init__(self, progress: Progress, console, enabled: bool):
+        self.progress, self.console, self.enabled = progress, console, enabled
+        self._live, self._last, self._quarter = None, 0.0, 0
+
+    def __enter__(self):
+        if self.enabled and self.console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self.progress.line(), console=self.console,
+                              refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __call__(self) -> None:
+        if not self.enabled:
+            return
+        if self._live is not None:
+            now = time.monotonic()
+            if now - self._last > 0.25:
+                self._live.update(self.progress.line())
+                self._last = now
+            return
+        quarter = 4 * self.progress.done // max(1, self.progress.total)
+        if quarter > self._quarter:
+            self._quarter = quarter
+            self.console.print(self.progress.line(), highlight=False)
+
+    def __exit__(self, *exc):
+        if self._live is not None:
+            self._live.update(self.progress.line())
+            self._live.__exit__(*exc)
+
+
+def launch(ablation, *, run_dir: str | Path | None = None, address: str | None = None,
+           verbose: bool = False, overwrite: bool = False, console=None,
+           spec_path: str | Path | None = None, show_progress: bool = True) -> LaunchResult:
+    """Run every trial of ``ablation`` on Ray Tune and write the store to ``run_dir``
+    (default ``runs/<name>``). Joins the cluster at ``address`` (or $RAY_ADDRESS) when
+    given, else starts Ray in-process. Data errors surface before Ray starts."""
+    from rich.console import Console
+
+    from gridrun.data import load_dataset
+
+    console = console or Console(stderr=True)
+    run_dir = Path(run_dir) if run_dir else Path("runs") / ablation.name
+    _prepare_run_dir(run_dir, overwrite)
+    trials = expand(ablation)
+    data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
+                        train_size=ablation.train_size)
+    _quiet_environment(verbose)
+    import ray
+    from ray import tune
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.ERROR)
+    started_at = dt.datetime.now(dt.timezone.utc)
+    progress = Progress(ablation.name, len(trials), ablation.metric, ablation.mode)
+    storage = tempfile.mkdtemp(prefix="gridrun-tune-")
+    interrupted = False
+    try:
+        with _LiveView(progress, console, show_progress) as live:
+            collector = _make_collector(progress, ablation.metric, live)
+            tuner = _tuner(ablation, trials, data, storage, collector, verbose)
+            try:
+                tuner.fit()
+            except KeyboardInterrupt:
+                interrupted = True
+        hardware = _hardware(ray)
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+        if started_ray:
+            ray.shutdown()
+    rows, epochs = _collect_rows(trials, collector, ablation.epochs)
+    interrupted = interrupted or len(rows) < len(trials)
+    info = _run_info(ablation, spec_path, started_at, data, hardware, len(trials), len(rows),
+                     interrupted)
+    store.write_run(run_dir, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
+                    info=info)
+    counts = {s: sum(r["status"] == s for r in rows) for s in store.STATUSES}
+    return LaunchResult(run_dir, len(rows), counts["completed"], counts["stopped_early"],
+                        counts["error"], (dt.datetime.now(dt.timezone.utc) - started_at)
+                        .total_seconds(), interrupted)
+
+
+def _tuner(ablation, trials, data, storage, collector, verbose):
+    from ray import tune
+
+    threads = max(1, int(ablation.resources["cpu"]))
+    trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),
+                                    {"cpu": ablation.resources["cpu"],
+                                     "gpu": ablation.resources["gpu"]})
+    grid = [{"trial_id": t.trial_id, "seed": t.seed, "config": dict(t.config),
+             "epochs": ablation.epochs} for t in trials]
+    return tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(grid), "threads": threads},
+        tune_config=tune.TuneConfig(metric=ablation.metric, mode=ablation.mode,
+                                    scheduler=_scheduler(ablation), reuse_actors=True,
+                                    max_concurrent_trials=ablation.max_concurrent),
+        run_config=tune.RunConfig(name=ablation.name, storage_path=storage,
+                                  verbose=1 if verbose else 0, callbacks=[collector],
+                                  failure_config=tune.FailureConfig(max_failures=0)),
+    )
+
+
+def _collect_rows(trials, collector, max_epochs):
+    """One row per trial that ended (an interrupted run keeps the trials that finished)."""
+    rows, epochs = [], []
+    for t in trials:
+        if t.trial_id not in collector.ended:
+            continue
+        reports = collector.reports.get(t.trial_id, [])
+        rows.append(trial_row(t, reports, max_epochs=max_epochs,
+                              error=collector.errors.get(t.trial_id)))
+        epochs.extend(epoch_rows(t.trial_id, reports))
+    return rows, epochs
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("gridrun", "ray", "torch", "tensorflow", "numpy", "pyarrow", "pandas"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _hardware(ray) -> dict:
+    res = ray.cluster_resources()
+    return {"platform": platform.platform(), "machine": platform.machine(),
+            "driver_cpus": os.cpu_count(), "cluster_cpus": res.get("CPU", 0),
+            "cluster_gpus": res.get("GPU", 0), "nodes": len(ray.nodes()),
+            "accelerators": sorted(k for k in res if k.startswith("accelerator_type"))}
+
+
+def _git_commit(spec_path) -> str | None:
+    where = Path(spec_path).resolve().parent if spec_path else Path.cwd()
+    try:
+        out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], text=True,
+                             capture_output=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain"], text=True,
+                               capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _run_info(ablation, spec_path, started_at, data, hardware, expected, written,
+              interrupted) -> dict:
+    info = {
+        "spec": ablation.to_dict(),
+        "spec_file": str(spec_path) if spec_path else None,
+        "complete": not interrupted, "trials_expected": expected, "trials_written": written,
+        "data": {"dataset": data.name, "train": int(len(data.y_train)),
+                 "val": int(len(data.y_val)), "test": int(len(data.y_test)),
+                 "image_shape": list(data.image_shape), "classes": list(data.classes)},
+        "versions": _versions(), "hardware": hardware, "git_commit": _git_commit(spec_path),
+        "command": " ".join(sys.argv),
+        "started_at": started_at.isoformat(),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    if ablation.design == "fractional":
+        from gridrun._fractional import fractional_plan
+
+        info["fractional"] = fractional_plan(len(ablation.factors), ablation.resolution).to_dict()
+    return info

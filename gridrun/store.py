@@ -1,0 +1,142 @@
+"""The results store: ``trials.parquet``, ``epochs.parquet`` and ``run.json`` in one folder.
+
+A run is written into a temporary folder beside its final place and renamed into place in
+one step, so a crash never leaves a half-written or mixed run. ``read_run`` reads a run back for analysis (pyarrow and pandas only).
+
+    >>> run = read_run("runs/quickstart")          # doctest: +SKIP
+    >>> run.trials.groupby("status").size()        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gridrun import techniques
+
+__all__ = ["Run", "StoreError", "trials_schema", "EPOCHS_SCHEMA", "STATUSES",
+           "write_run", "read_run", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE"]
+
+TRIALS_FILE, EPOCHS_FILE, RUN_FILE = "trials.parquet", "epochs.parquet", "run.json"
+STATUSES = ("completed", "stopped_early", "error")
+
+_KIND_TYPES = {"bool": pa.bool_(), "float": pa.float64(), "int": pa.int64(),
+               "choice": pa.string()}
+
+# Columns of trials.parquet that follow the factor columns; documented in the README.
+_TRIAL_FIELDS = [
+    ("seed", pa.int64()), ("status", pa.string()), ("epochs_run", pa.int64()),
+    ("last_val_acc", pa.float64()), ("best_val_acc", pa.float64()),
+    ("best_epoch", pa.int64()), ("test_acc", pa.float64()), ("params", pa.int64()),
+    ("wall_seconds", pa.float64()), ("error", pa.string()),
+]
+
+EPOCHS_SCHEMA = pa.schema([
+    ("trial_id", pa.string()), ("epoch", pa.int64()),
+    ("train_loss", pa.float64()), ("train_acc", pa.float64()),
+    ("val_loss", pa.float64()), ("val_acc", pa.float64()),
+    ("lr", pa.float64()), ("seconds", pa.float64()),
+])
+
+
+class StoreError(ValueError):
+    """A run folder that cannot be read or written; the message says which file and why."""
+
+
+def trials_schema(factor_names: Iterable[str]) -> pa.Schema:
+    """trial_id, one typed column per factor (named as the technique), then the outcome."""
+    fields = [("trial_id", pa.string())]
+    fields += [(n, _KIND_TYPES[techniques.get(n).kind]) for n in factor_names]
+    return pa.schema(fields + _TRIAL_FIELDS)
+
+
+def _table(rows: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    extra = {k for r in rows for k in r} - set(schema.names)
+    if extra:  # unknown columns are a bug upstream, never silently dropped
+        raise StoreError(f"rows have columns not in the schema: {sorted(extra)}")
+    cols = {name: [r.get(name) for r in rows] for name in schema.names}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def write_run(run_dir: str | Path, *, factor_names: list[str], trials: list[Mapping],
+              epochs: list[Mapping], info: Mapping[str, Any]) -> Path:
+    """Write the three files of a run; returns the run folder.
+
+    The files are written into a temporary sibling folder that then replaces ``run_dir``
+    in one rename, so a reader sees the old run or the new one, never a mix or a partial
+    file. ``trials`` must hold exactly one row per trial id (checked before writing)."""
+    run_dir = Path(run_dir)
+    ids = [t["trial_id"] for t in trials]
+    if len(ids) != len(set(ids)):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise StoreError(f"trial {dup} appears more than once; a run holds one row per trial")
+    bad = {t["status"] for t in trials} - set(STATUSES)
+    if bad:
+        raise StoreError(f"unknown trial status {sorted(bad)}; allowed: {', '.join(STATUSES)}")
+    t_table = _table(trials, trials_schema(factor_names))
+    e_table = _table(epochs, EPOCHS_SCHEMA)
+    text = json.dumps(info, indent=2, default=str) + "\n"
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.writing-", dir=run_dir.parent))
+    try:
+        pq.write_table(t_table, tmp / TRIALS_FILE)
+        pq.write_table(e_table, tmp / EPOCHS_FILE)
+        (tmp / RUN_FILE).write_text(text)
+        _swap_into_place(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _swap_into_place(new: Path, run_dir: Path) -> None:
+    if not run_dir.exists():
+        new.rename(run_dir)
+        return
+    old = run_dir.parent / f".{run_dir.name}.replaced-{uuid.uuid4().hex[:8]}"
+    run_dir.rename(old)
+    new.rename(run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run read back: the two tables (pandas) and run.json."""
+
+    path: Path
+    trials: Any  # pandas.DataFrame
+    epochs: Any  # pandas.DataFrame
+    info: dict
+
+    @property
+    def spec(self) -> dict:
+        return self.info["spec"]
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """Read a run folder written by ``write_run``; StoreError names what is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise StoreError(f"{run_dir}: no such run folder")
+    for name in (RUN_FILE, TRIALS_FILE, EPOCHS_FILE):
+        if not (run_dir / name).is_file():
+            raise StoreError(f"{run_dir}: missing {name}; is this a gridrun run folder?")
+    try:
+        info = json.loads((run_dir / RUN_FILE).read_text())
+        spec = info["spec"]
+        trials = pq.read_table(run_dir / TRIALS_FILE).to_pandas()
+        epochs = pq.read_table(run_dir / EPOCHS_FILE).to_pandas()
+    except (ValueError, KeyError, OSError, pa.ArrowException) as e:
+        raise StoreError(f"{run_dir}: unreadable run ({type(e).__name__}: {e})") from None
+    missing = [c for c in ["trial_id", *spec["factors"], "status"] if c not in trials]
+    if missing:
+        raise StoreError(f"{run_dir / TRIALS_FILE}: missing columns {missing}")
+    return Run(run_dir, trials, epochs, info)

@@ -1,0 +1,63 @@
+"""The pure parts of launching: how reported epochs become trials.parquet rows."""
+
+import pytest
+
+from gridrun._progress import Progress
+from gridrun.design import Trial
+from gridrun.launch import epoch_rows, trial_row, trial_status
+
+TRIAL = Trial("abc123", 1, {"dropout": 0.5}, {"dropout": 0.5, "epochs": 4})
+
+
+def reports(vals, test_acc=None):
+    out = [{"epoch": i + 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 0.9,
+            "val_acc": v, "lr": 0.05, "epoch_seconds": 0.2, "params": 1234,
+            "elapsed": 0.3 * (i + 1)} for i, v in enumerate(vals)]
+    if test_acc is not None:
+        out[-1]["test_acc"] = test_acc
+    return out
+
+
+@pytest.mark.parametrize("epochs_run,error,expected", [
+    (4, None, "completed"), (2, None, "stopped_early"), (0, "boom", "error"),
+    (4, "boom", "error")])
+def test_trial_status(epochs_run, error, expected):
+    assert trial_status(epochs_run, 4, error) == expected
+
+
+def test_completed_row():
+    row = trial_row(TRIAL, reports([0.5, 0.7, 0.65, 0.68], test_acc=0.66), max_epochs=4)
+    assert row == {"trial_id": "abc123", "dropout": 0.5, "seed": 1, "status": "completed",
+                   "epochs_run": 4, "last_val_acc": 0.68, "best_val_acc": 0.7,
+                   "best_epoch": 2, "test_acc": 0.66, "params": 1234,
+                   "wall_seconds": pytest.approx(1.2), "error": None}
+
+
+def test_stopped_row_has_epoch_reached_and_no_test_acc():
+    row = trial_row(TRIAL, reports([0.5, 0.4]), max_epochs=4)
+    assert (row["status"], row["epochs_run"], row["test_acc"]) == ("stopped_early", 2, None)
+
+
+def test_error_row_before_any_epoch():
+    row = trial_row(TRIAL, [], max_epochs=4, error="RuntimeError: loss is nan",
+                    wall_seconds=0.1)
+    assert row["status"] == "error" and row["epochs_run"] == 0
+    assert row["best_val_acc"] is None and row["error"] == "RuntimeError: loss is nan"
+
+
+def test_epoch_rows():
+    rows = epoch_rows("abc123", reports([0.5, 0.6]))
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[0]["seconds"] == 0.2 and rows[1]["val_acc"] == 0.6
+
+
+def test_progress_counts_and_best():
+    p = Progress("q", total=3, metric="val_acc")
+    p.start("a"), p.start("b")
+    p.result(0.5), p.result(0.8), p.result(float("nan"))
+    p.finish("a", "completed"), p.finish("b", "stopped_early")
+    assert (p.done, p.completed, p.stopped, len(p.running), p.best) == (2, 1, 1, 0, 0.8)
+    assert "2/3 done (1 completed, 1 stopped by ASHA, 0 errors)" in p.line()
+    loss = Progress("q", total=1, metric="val_loss", mode="min")
+    loss.result(0.9), loss.result(0.3)
+    assert loss.best == 0.3
