@@ -2,6 +2,7 @@
 
     gridrun launch ablations/quickstart.py         run the grid, write runs/quickstart
     gridrun launch ablations/standard.py --dry-run print the trials, run nothing
+    gridrun plan ablations/standard.py             trials and compute per design
     gridrun report runs/quickstart                 the ablation table from the Parquet store
     gridrun techniques                             the techniques a spec may use
 
@@ -79,6 +80,31 @@ def launch(spec: Path, dry_run: bool, address: str | None, out: Path | None, ove
     _print_launch_summary(result)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seconds-per-epoch", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Seconds one trial-epoch takes, for the compute estimate.")
+@click.option("--calibrate", is_flag=True,
+              help="Measure seconds per epoch with a short training run per backbone.")
+@click.option("--trials/--no-trials", default=False, help="Also print every trial.")
+def plan(spec: Path, seconds_per_epoch: float | None, calibrate: bool, trials: bool) -> None:
+    """Print what SPEC would run: trials and compute per design, with and without ASHA.
+
+    Example: gridrun plan ablations/standard.py --seconds-per-epoch 20
+    """
+    from gridrun.plan import calibrate as measure, plan_text
+
+    try:
+        ablation = load_spec(spec)
+        per_epoch = measure(ablation) if calibrate else seconds_per_epoch
+    except _user_errors() as e:
+        _fail(str(e))
+    if calibrate:
+        click.echo("calibrated seconds per epoch: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in per_epoch.items()) + "\n")
+    click.echo(plan_text(ablation, per_epoch, show_trials=trials))
+
+
 def _print_launch_summary(result) -> None:
     from gridrun.report import report_text
 
@@ -117,3 +143,7 @@ def list_techniques() -> None:
             for t in techniques.TECHNIQUES.values()]
     click.echo(tabulate(rows, headers=["technique", "allowed", "default", "what it does"],
                         tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,28 +1,162 @@
-"""What a spec will run, before running it: trial count, epochs, and the trial table."""
+"""What a spec will run, before running it: trials per design, epochs, and compute.
+
+The compute estimate is trials x epochs x seconds per epoch, with seconds per epoch given by
+the user or measured by a short calibration run. With ASHA the expected epochs per trial
+follow from its survival rule: every trial reaches the first rung, and a fraction 1/eta of
+those at each rung goes on to the next (``asha_expected_epochs``).
+
+    >>> asha_expected_epochs(max_t=9, grace_period=1, reduction_factor=3)
+    3.0
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 from tabulate import tabulate
 
-from gridrun.design import expand
+from gridrun.design import design_points, expand
+from gridrun.spec import DESIGNS
 
-__all__ = ["plan_text"]
+__all__ = ["plan_text", "asha_rungs", "asha_expected_epochs", "design_table",
+           "calibrate"]
 
 
-def plan_text(ablation) -> str:
-    """The text ``gridrun launch --dry-run`` prints."""
+def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> list[int]:
+    """The epochs at which ASHA compares trials: grace * eta^k below max_t."""
+    rungs, r = [], grace_period
+    while r < max_t:
+        rungs.append(r)
+        r *= reduction_factor
+    return rungs
+
+
+def asha_expected_epochs(max_t: int, grace_period: int, reduction_factor: int) -> float:
+    """Expected epochs per trial when a fraction 1/eta survives each rung."""
+    total, prev, alive = 0.0, 0, 1.0
+    for r in asha_rungs(max_t, grace_period, reduction_factor):
+        total += alive * (r - prev)
+        prev, alive = r, alive / reduction_factor
+    return total + alive * (max_t - prev)
+
+
+def _variants(ablation) -> list:
+    """The spec itself, plus every other design its factors allow (for comparison)."""
+    out = [ablation]
+    for design in DESIGNS:
+        for resolution in ((3, 4, 5) if design == "fractional" else (None,)):
+            if design == ablation.design and resolution == ablation.resolution:
+                continue
+            order = tuple(ablation.factor_names) if design == "cumulative" else None
+            try:
+                out.append(dataclasses.replace(ablation, design=design, order=order,
+                                               resolution=resolution))
+            except ValueError:  # e.g. fractional with multi-level factors
+                continue
+    return out
+
+
+def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> list[dict]:
+    """One row per design: configurations, trials, trial-epochs and, when seconds per
+    epoch are known, compute hours with and without early stopping."""
+    epochs = ablation.epochs
+    sched = ablation.scheduler
+    asha = (asha_expected_epochs(epochs, sched.grace_period, sched.reduction_factor)
+            if sched else float(epochs))
+    rows = []
+    for a in _variants(ablation):
+        points = design_points(a)
+        per_point = [_seconds(p, seconds_per_epoch) for p in points]
+        label = a.design + (f" res {'III IV V'.split()[a.resolution - 3]}"
+                            if a.resolution else "")
+        row = {"design": label + (" (spec)" if a is ablation else ""),
+               "configurations": len(points), "trials": len(points) * a.seeds,
+               "trial_epochs": len(points) * a.seeds * epochs,
+               "trial_epochs_asha": round(len(points) * a.seeds * asha, 1)}
+        if None not in per_point:
+            full = sum(per_point) * a.seeds * epochs
+            row["hours"] = full / 3600
+            row["hours_asha"] = full / epochs * asha / 3600
+        rows.append(row)
+    return rows
+
+
+def _seconds(point: dict, seconds_per_epoch):
+    if seconds_per_epoch is None or isinstance(seconds_per_epoch, (int, float)):
+        return seconds_per_epoch
+    return seconds_per_epoch.get(point.get("backbone", "simple_cnn"))
+
+
+def calibrate(ablation, *, epochs: int = 1, max_examples: int = 2048) -> dict:
+    """Measured seconds per epoch for each backbone in the spec (one trial per backbone,
+    on up to ``max_examples`` training images, scaled to the full training size)."""
+    from gridrun.data import load_dataset
+    from gridrun.design import resolve_config
+    from gridrun.torch import train
+
+    data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction,
+                        train_size=ablation.train_size)
+    n = len(data.y_train)
+    small = dataclasses.replace(data, x_train=data.x_train[:max_examples],
+                                y_train=data.y_train[:max_examples])
+    backbones = ({p.get("backbone", "simple_cnn") for p in design_points(ablation)})
+    out = {}
+    for backbone in sorted(backbones):
+        config = resolve_config({**ablation.baseline, "backbone": backbone},
+                                {**ablation.fixed, "epochs": epochs})
+        start = time.perf_counter()
+        train(config, small, seed=0, report=lambda m: None,
+              threads=max(1, int(ablation.resources["cpu"])))
+        per_epoch = (time.perf_counter() - start) / epochs
+        out[backbone] = per_epoch * n / min(n, max_examples)
+    return out
+
+
+def plan_text(ablation, seconds_per_epoch: dict | float | None = None,
+              show_trials: bool = True) -> str:
+    """The text ``gridrun plan`` and ``gridrun launch --dry-run`` print."""
     trials = expand(ablation)
     points = len(trials) // ablation.seeds
     sched = ("no early stopping" if ablation.scheduler is None else
              f"ASHA (grace period {ablation.scheduler.grace_period}, reduction factor "
-             f"{ablation.scheduler.reduction_factor})")
+             f"{ablation.scheduler.reduction_factor}, rungs at epochs "
+             f"{asha_rungs(ablation.epochs, ablation.scheduler.grace_period, ablation.scheduler.reduction_factor)})")
     head = (f"{ablation.name}: design '{ablation.design}', {points} configurations x "
             f"{ablation.seeds} seeds = {len(trials)} trials, up to {ablation.epochs} epochs "
             f"each ({len(trials) * ablation.epochs} trial-epochs at most), {sched}; "
             f"dataset {ablation.dataset}, framework {ablation.framework}")
-    rows = [[t.trial_id, t.seed, *(str(t.levels[n]) for n in ablation.factor_names)]
-            for t in trials]
-    table = tabulate(rows, headers=["trial", "seed", *ablation.factor_names],
-                     tablefmt="github", disable_numparse=True)
-    return f"{head}\n\n{table}"
+    parts = [head, "", _designs_text(ablation, seconds_per_epoch)]
+    if ablation.design == "fractional":
+        from gridrun._fractional import fractional_plan
 
+        plan = fractional_plan(len(ablation.factors), ablation.resolution)
+        parts += ["", plan.describe(ablation.factor_names)]
+    if show_trials:
+        rows = [[t.trial_id, t.seed, *(str(t.levels[n]) for n in ablation.factor_names)]
+                for t in trials]
+        parts += ["", tabulate(rows, headers=["trial", "seed", *ablation.factor_names],
+                               tablefmt="github", disable_numparse=True)]
+    return "\n".join(parts)
+
+
+def _designs_text(ablation, seconds_per_epoch) -> str:
+    rows = design_table(ablation, seconds_per_epoch)
+    asha = ablation.scheduler is not None
+    headers = ["design", "configurations", "trials", "trial-epochs",
+               "trial-epochs with ASHA" if asha else None]
+    keys = ["design", "configurations", "trials", "trial_epochs",
+            "trial_epochs_asha" if asha else None]
+    if "hours" in rows[0]:
+        headers += ["compute (h)", "compute with ASHA (h)" if asha else None]
+        keys += ["hours", "hours_asha" if asha else None]
+    keep = [i for i, k in enumerate(keys) if k]
+    table = [[_cell(r[keys[i]]) for i in keep] for r in rows]
+    note = ("compute = trials x epochs x seconds per epoch"
+            + ("; with ASHA, expected epochs assume 1/eta of trials survive each rung"
+               if asha else ""))
+    return tabulate(table, headers=[headers[i] for i in keep], tablefmt="github") + "\n" + note
+
+
+def _cell(v):
+    return f"{v:.2f}" if isinstance(v, float) and not float(v).is_integer() else v
