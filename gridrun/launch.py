@@ -102,26 +102,34 @@ def _make_collector(progress: Progress, metric: str, live):
     from ray import tune
 
     class Collector(tune.Callback):
-        """Keeps every reported epoch on the driver and drives the progress view."""
+        """Keeps every reported epoch on the driver and drives the progress view.
 
-        def __init__(self):
+        Nothing here is closed over: Tune pickles callbacks (class included) into its
+        experiment state, and the console inside the live view cannot be pickled."""
+
+        def __init__(self, progress, metric, live):
+            self.progress, self.metric, self.live = progress, metric, live
             self.reports: dict[str, list] = {}
             self.errors: dict[str, str] = {}
             self.ended: set[str] = set()
 
-        def _tid(self, trial) -> str:
+        def __getstate__(self):
+            return {}  # what this holds only means something in this driver process
+
+        @staticmethod
+        def _tid(trial) -> str:
             return trial.config["trial"]["trial_id"]
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            progress.start(self._tid(trial))
-            live()
+            self.progress.start(self._tid(trial))
+            self.live()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             keep = {k: result.get(k) for k in
                     ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params", "elapsed")}
             self.reports.setdefault(self._tid(trial), []).append(keep)
-            progress.result(result.get(metric))
-            live()
+            self.progress.result(result.get(self.metric))
+            self.live()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._end(trial, None)
@@ -137,10 +145,10 @@ def _make_collector(progress: Progress, metric: str, live):
             if error:
                 self.errors[tid] = error
             n = len(self.reports.get(tid, []))
-            progress.finish(tid, trial_status(n, trial.config["trial"]["epochs"], error))
-            live()
+            self.progress.finish(tid, trial_status(n, trial.config["trial"]["epochs"], error))
+            self.live()
 
-    return Collector()
+    return Collector(progress, metric, live)
 
 
 def _error_text(trial) -> str:
@@ -165,6 +173,9 @@ def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # we keep our own
     if not verbose:
+        # Tune's new output engine prints its header at every verbosity; the legacy
+        # reporter honours verbose=0, and our own progress line replaces both.
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         for name in ("ray", "ray.tune", "ray.train", "ray.data"):
@@ -209,7 +220,7 @@ class _LiveView:
         quarter = 4 * self.progress.done // max(1, self.progress.total)
         if quarter > self._quarter:
             self._quarter = quarter
-            self.console.print(self.progress.line(), highlight=False)
+            self.console.print(self.progress.line(), highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc):
         if self._live is not None:
