@@ -20,9 +20,6 @@ import click
 from gridrun import techniques
 from gridrun.spec import SpecError, load_spec
 
-USER_ERRORS: tuple = (SpecError,)
-
-
 def _user_errors() -> tuple:
     from gridrun.data import DataError
     from gridrun.launch import RunExistsError
@@ -113,25 +110,55 @@ def _print_launch_summary(result) -> None:
                f"({result.completed} completed, {result.stopped_early} stopped by ASHA, "
                f"{result.errors} errors) -> {result.run_dir}")
     click.echo()
-    click.echo(report_text(result.run_dir))
+    click.echo(report_text(result.run_dir, plots_dir=result.run_dir / "plots"), nl=False)
+    click.echo(f"\nplots: {result.run_dir / 'plots'}; full report: gridrun report "
+               f"{result.run_dir}")
     if result.errors:
         sys.exit(1)
 
 
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--metric", default=None, help="Metric to attribute (default: the spec's).")
-def report(run: Path, metric: str | None) -> None:
-    """Print the ablation table of the run folder RUN (reads only its Parquet files).
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "html", "csv"]),
+              default="markdown", show_default=True, help="Output format (LaTeX uses booktabs).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the report to this file instead of printing it.")
+@click.option("--metric", type=click.Choice(["val_acc", "val_loss", "train_acc", "train_loss"]),
+              default=None, help="Metric to attribute (default: the spec's).")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Compare every trial at this epoch; trials that stopped earlier are left "
+                   "out and counted (default: the last epoch all compared trials reached).")
+@click.option("--design-view", "view",
+              type=click.Choice(["effects", "add_one_in", "leave_one_out", "cumulative",
+                                 "configs"]), default=None,
+              help="Rows of the ablation table (default: follows the design).")
+@click.option("--plots/--no-plots", default=True, show_default=True,
+              help="Draw PNG and PDF plots into RUN/plots.")
+def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: int | None,
+           view: str | None, plots: bool) -> None:
+    """Write the ablation report of the run folder RUN. Reads only its Parquet files and
+    run.json, so it works without Ray, PyTorch or TensorFlow.
 
-    Example: gridrun report runs/quickstart
+    Example: gridrun report runs/quickstart --format latex --out table.tex
     """
     from gridrun.report import report_text
 
     try:
-        click.echo(report_text(run, metric=metric))
-    except _user_errors() as e:
+        text = report_text(run, fmt=fmt, metric=metric, budget=budget, view=view,
+                           plots_dir=run / "plots" if plots else None)
+    except _user_errors() + (ValueError,) as e:
         _fail(str(e))
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    except OSError as e:
+        _fail(f"{out}: cannot write the report ({e.strerror})")
+    click.echo(f"wrote {out}" + (f" and plots in {run / 'plots'}" if plots else ""), err=True)
 
 
 @main.command(name="techniques")

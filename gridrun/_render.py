@@ -1,0 +1,104 @@
+"""Format ``Table`` records as Markdown, LaTeX (booktabs), HTML or CSV. Formatting only."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from dataclasses import dataclass, field
+
+__all__ = ["Table", "render", "FORMATS"]
+
+FORMATS = ("markdown", "latex", "html", "csv")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of already formatted cells; ``bold`` holds (row, column) indices."""
+
+    key: str
+    title: str
+    headers: tuple
+    rows: tuple
+    caption: str = ""
+    bold: frozenset = field(default_factory=frozenset)
+    numeric: tuple = ()  # column indices aligned right
+
+
+def render(tables: list[Table], fmt: str, *, heading: str = "", notes=()) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    return {"markdown": _markdown, "latex": _latex, "html": _html, "csv": _csv}[fmt](
+        tables, heading, list(notes))
+
+
+def _cells(t: Table, bold_open: str, bold_close: str, escape=lambda s: s):
+    return [[(bold_open + escape(c) + bold_close) if (i, j) in t.bold else escape(c)
+             for j, c in enumerate(row)] for i, row in enumerate(t.rows)]
+
+
+def _markdown(tables, heading, notes) -> str:
+    from tabulate import tabulate
+
+    out = [f"# {heading}", ""] if heading else []
+    for t in tables:
+        align = ["right" if j in t.numeric else "left" for j in range(len(t.headers))]
+        body = tabulate(_cells(t, "**", "**"), headers=list(t.headers), tablefmt="github",
+                        colalign=align, disable_numparse=True)
+        out += [f"## {t.title}", "", body, ""]
+        if t.caption:
+            out += [f"*{t.caption}*", ""]
+    out += [f"> {n}" for n in notes]
+    return "\n".join(out).rstrip() + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$",
+        "→": r"$\to$", "−": "$-$", "φ": r"$\phi$", "<": r"$<$", ">": r"$>$", "—": "---"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def _latex(tables, heading, notes) -> str:
+    out = [f"% {heading}" if heading else "", "% requires \\usepackage{booktabs}"]
+    for t in tables:
+        spec = "".join("r" if j in t.numeric else "l" for j in range(len(t.headers)))
+        out += ["\\begin{table}[t]", "\\centering", "\\small"]
+        if t.caption:
+            out.append(f"\\caption{{{tex_escape(t.title)}. {tex_escape(t.caption)}}}")
+        out += [f"\\label{{tab:{t.key}}}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
+                " & ".join(tex_escape(h) for h in t.headers) + " \\\\", "\\midrule"]
+        out += [" & ".join(r) + " \\\\" for r in _cells(t, "\\textbf{", "}", tex_escape)]
+        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    out += [f"% {n}" for n in notes]
+    return "\n".join(x for x in out if x is not None).strip() + "\n"
+
+
+def _html(tables, heading, notes) -> str:
+    esc = html.escape
+    out = [f"<h1>{esc(heading)}</h1>"] if heading else []
+    for t in tables:
+        out.append(f'<table id="{esc(t.key)}">')
+        out.append(f"<caption>{esc(t.title)}" + (f". {esc(t.caption)}" if t.caption else "")
+                   + "</caption>")
+        out.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.headers)
+                   + "</tr></thead><tbody>")
+        for row in _cells(t, "<b>", "</b>", esc):
+            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+        out.append("</tbody></table>")
+    out += [f"<p>{esc(n)}</p>" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def _csv(tables, heading, notes) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for t in tables:
+        writer.writerow(["table", *t.headers])
+        for row in t.rows:
+            writer.writerow([t.key, *row])
+        writer.writerow([])
+    return buf.getvalue()

@@ -1,0 +1,169 @@
+"""``analyze``: every estimate the run's design supports, in one ``Analysis`` to render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import pandas as pd
+
+from gridrun.analysis._curves import curves_by_factor
+from gridrun.analysis._effects import Effect, Interaction, interactions, main_effects
+from gridrun.analysis._grid import Grid, epoch_rows, prepare_many
+from gridrun.analysis._paths import add_one_in, cumulative, leave_one_out
+from gridrun.analysis._shapley import Shapley, shapley
+from gridrun.analysis._summary import ConfigSummary, Survival, config_summaries, survival
+from gridrun.analysis._variance import VarianceShares, variance_shares
+
+__all__ = ["Analysis", "RunCounts", "analyze"]
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What the run holds; ``errors`` lists (trial_id, error text) of errored trials."""
+
+    n_trials: int
+    n_completed: int
+    n_stopped_early: int
+    n_error: int
+    n_seeds: int
+    n_configs: int
+    errors: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything a report prints. Tables a design cannot support are empty (or None):
+    main effects need a full or fractional design, interactions and variance a full one;
+    the one-at-a-time tables appear when their configurations are all in the run.
+    ``budget`` is the caller's override (None: each number at the largest epoch all its
+    trials reached); ``budgets`` the epochs the numbers were actually computed at.
+    ``gap`` is the effect of each technique on train_acc - val_acc (empty when the run has
+    no train_acc). ``notes`` are sentences the report should print under the tables."""
+
+    name: str
+    dataset: str
+    design: str
+    metric: str
+    mode: str
+    factors: tuple[str, ...]
+    levels: dict
+    baseline: dict
+    target: dict
+    epochs: int
+    budget: int | None
+    budgets: tuple[int, ...]
+    counts: RunCounts
+    configs: tuple[ConfigSummary, ...]
+    main_effects: tuple[Effect, ...]
+    interactions: tuple[Interaction, ...]
+    shapley: Shapley | None
+    add_one_in: tuple[Effect, ...]
+    leave_one_out: tuple[Effect, ...]
+    cumulative: tuple[Effect, ...]
+    variance: VarianceShares | None
+    gap: tuple[Effect, ...]
+    survival: Survival
+    curves: dict
+    notes: tuple[str, ...]
+
+    @property
+    def best(self) -> ConfigSummary | None:
+        return self.configs[0] if self.configs else None
+
+
+def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any], *,
+            metric: str = "val_acc", budget: int | None = None, n_boot: int = 2000,
+            seed: int = 0) -> Analysis:
+    """Run every estimator the design supports.
+
+    >>> from gridrun.analysis.testing import synthetic_run
+    >>> run = synthetic_run({"A": [False, True], "B": [False, True]},
+    ...                     value=lambda lv: 80 + 3 * lv["A"] + 1 * lv["B"])
+    >>> a = analyze(run.trials, run.epochs, run.spec, n_boot=200)
+    >>> [(e.factor, round(e.estimate.value, 6)) for e in a.main_effects]
+    [('A', 3.0), ('B', 1.0)]
+    """
+    has_gap = {"train_acc", "val_acc"} <= set(epochs.columns)
+    row = epoch_rows(trials, epochs)
+    grids = prepare_many(trials, epochs, spec, (metric, "gap") if has_gap else (metric,), row)
+    g = grids[metric]
+    kw = dict(budget=budget, n_boot=n_boot, seed=seed)
+    full, frac = g.design == "full", g.design == "fractional"
+    mains = main_effects(g, **kw) if full or frac else ()
+    gap = ()
+    if has_gap:
+        from gridrun.analysis._effects import generalization_gap
+        gap = generalization_gap(grids["gap"], **kw)
+    moving = sum(b != t for b, t in zip(g.baseline, g.target))
+    paths = {}
+    for name, fn in (("add_one_in", add_one_in), ("leave_one_out", leave_one_out),
+                     ("cumulative", cumulative)):
+        rows = fn(g, **kw)
+        paths[name] = rows if g.design == name or len(rows) == moving else ()
+    result = dict(
+        configs=config_summaries(g, budget=budget), main_effects=mains,
+        interactions=interactions(g, **kw) if full else (), shapley=shapley(g, **kw),
+        variance=variance_shares(g, budget=budget) if full else None, gap=gap,
+        survival=survival(g), **paths)
+    curves = curves_by_factor(epochs, trials, list(g.factors), metric=metric, spec=spec,
+                              row=row)
+    counts = _counts(trials, g)
+    budgets = _budgets(result)
+    return Analysis(
+        name=str(spec.get("name", "")), dataset=str(spec.get("dataset", "")),
+        design=g.design, metric=metric, mode=g.mode, factors=g.factors,
+        levels=dict(zip(g.factors, g.levels)), baseline=g.named(g.baseline),
+        target=g.named(g.target), epochs=g.epochs, budget=budget, budgets=budgets,
+        counts=counts, curves=curves,
+        notes=_notes(g, budget, budgets, counts, result), **result)
+
+
+def _counts(trials: pd.DataFrame, g: Grid) -> RunCounts:
+    status = trials["status"]
+    err = trials[(status == "error").to_numpy(bool)]
+    texts = err["error"] if "error" in err.columns else pd.Series([""] * len(err))
+    errors = tuple((str(t), "" if pd.isna(e) else str(e))
+                   for t, e in zip(err["trial_id"], texts))
+    return RunCounts(len(trials), int((status == "completed").sum()),
+                     int((status == "stopped_early").sum()), len(err), len(g.seeds),
+                     len(g.keys), errors)
+
+
+def _estimates(result):
+    for key in ("main_effects", "add_one_in", "leave_one_out", "cumulative", "gap",
+                "interactions"):
+        for row in result[key]:
+            yield row.estimate
+    if result["shapley"] is not None:
+        yield result["shapley"].total
+        yield from (p.estimate for p in result["shapley"].parts)
+
+
+def _budgets(result) -> tuple[int, ...]:
+    found = {e.budget for e in _estimates(result) if e.budget is not None}
+    found |= {c.budget for c in result["configs"] if c.budget is not None}
+    if result["variance"] is not None:
+        found.add(result["variance"].budget)
+    return tuple(sorted(found))
+
+
+def _notes(g, budget, budgets, counts, result) -> tuple[str, ...]:
+    notes = []
+    if counts.n_error:
+        notes.append(f"{counts.n_error} errored trial(s) are left out of every number.")
+    if budget is None and budgets and min(budgets) < g.epochs:
+        notes.append(
+            f"Some trials stopped before epoch {g.epochs} (early stopping), so each number is "
+            f"at the largest epoch every trial it compares reached "
+            f"(epoch {', '.join(map(str, budgets))}); pass --budget {g.epochs} "
+            f"(budget={g.epochs} in Python) for the survivors-only comparison.")
+    if budget is not None and any(e.survivors_only for e in _estimates(result)):
+        notes.append(f"At budget={budget}, numbers are over the trials that reached epoch "
+                     f"{budget} only (survivors); n and n_short say how many.")
+    if result["shapley"] is None and any(b != t for b, t in zip(g.baseline, g.target)):
+        notes.append("No Shapley attribution: the run has neither every configuration "
+                     "between baseline and target nor a two-level fractional design.")
+    if len(g.seeds) < 2:
+        notes.append("One seed: no intervals or significance tests.")
+    return tuple(notes)

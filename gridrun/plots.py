@@ -1,0 +1,132 @@
+"""Plots of an analysis, written next to the run as PNG and PDF: an effect forest plot
+with intervals, an interaction heat map, learning curves per factor level, and how many
+trials of each level survived each ASHA rung. Drawing only; numbers come from analysis."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+__all__ = ["write_plots"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric.endswith("acc") else 1.0
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=130, bbox_inches="tight")
+    _pyplot().close(fig)
+    return paths
+
+
+def forest(a, out_dir: Path) -> list[Path]:
+    effects = a.main_effects or a.add_one_in or a.leave_one_out or a.cumulative
+    if not effects:
+        return []
+    plt, k = _pyplot(), _scale(a.metric)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(effects) + 1.4))
+    for y, e in enumerate(reversed(effects)):
+        est = e.estimate
+        lo, hi = est.ci_low, est.ci_high
+        if not math.isnan(lo):
+            ax.plot([k * lo, k * hi], [y, y], color="tab:blue", lw=2)
+        if not math.isnan(est.boot_low):
+            ax.plot([k * est.boot_low, k * est.boot_high], [y - 0.15] * 2, color="tab:orange",
+                    lw=1.5)
+        ax.plot(k * est.value, y, "o", color="black")
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(range(len(effects)))
+    ax.set_yticklabels([f"{e.factor}={e.level} (ep {e.estimate.budget})"
+                        for e in reversed(effects)])
+    unit = " (pp)" if k == 100 else ""
+    ax.set_xlabel(f"Δ {a.metric}{unit}: blue 95% t-CI, orange 95% seed bootstrap")
+    ax.set_title(f"{a.name}: {effects[0].kind.replace('_', '-')} effects")
+    return _save(fig, out_dir, "effects_forest")
+
+
+def heatmap(a, out_dir: Path) -> list[Path]:
+    if not a.interactions:
+        return []
+    plt, k = _pyplot(), _scale(a.metric)
+    names = list(a.factors)
+    grid = [[math.nan] * len(names) for _ in names]
+    for i in a.interactions:  # the first (largest) entry per pair wins
+        r, c = names.index(i.factors[0]), names.index(i.factors[1])
+        if math.isnan(grid[r][c]):
+            grid[r][c] = grid[c][r] = k * i.estimate.value
+    bound = max((abs(v) for row in grid for v in row if not math.isnan(v)), default=1) or 1
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 1.0 * len(names) + 1.5))
+    im = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound)
+    for r in range(len(names)):
+        for c in range(len(names)):
+            if not math.isnan(grid[r][c]):
+                ax.text(c, r, f"{grid[r][c]:+.1f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    fig.colorbar(im, ax=ax, label=f"interaction on {a.metric}")
+    ax.set_title(f"{a.name}: two-factor interactions")
+    return _save(fig, out_dir, "interactions")
+
+
+def curves(a, out_dir: Path) -> list[Path]:
+    factors = [f for f in a.factors if a.curves.get(f)]
+    if not factors:
+        return []
+    plt, k = _pyplot(), _scale(a.metric)
+    cols = min(3, len(factors))
+    rows = math.ceil(len(factors) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, factor in zip(axes.flat, factors):
+        for c in a.curves[factor]:
+            x = list(c.epochs)
+            ax.plot(x, [k * v for v in c.mean], label=str(c.level))
+            ax.fill_between(x, [k * v for v in c.low], [k * v for v in c.high], alpha=0.2)
+        ax.set_title(factor)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(a.metric)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(factors):]:
+        ax.axis("off")
+    fig.suptitle(f"{a.name}: learning curves (mean and band over seeds and other factors)")
+    fig.tight_layout()
+    return _save(fig, out_dir, "learning_curves")
+
+
+def survival(a, out_dir: Path) -> list[Path]:
+    s = a.survival
+    if not s.rungs or s.total[-1] == s.n_trials:
+        return []
+    plt = _pyplot()
+    factors = list(dict.fromkeys(r.factor for r in s.rows))
+    fig, axes = plt.subplots(1, len(factors), figsize=(3.4 * len(factors), 3), squeeze=False)
+    for ax, factor in zip(axes.flat, factors):
+        for r in (r for r in s.rows if r.factor == factor):
+            ax.step(s.epochs, r.reached, where="post", label=str(r.level))
+        for rung in s.rungs:
+            ax.axvline(rung, color="grey", lw=0.5, ls=":")
+        ax.set_title(factor)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("trials still running")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{a.name}: trials of each level surviving ASHA's rungs")
+    fig.tight_layout()
+    return _save(fig, out_dir, "asha_survival")
+
+
+def write_plots(a, out_dir: str | Path) -> list[Path]:
+    """Draw every plot the analysis supports into ``out_dir``; returns the files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [p for draw in (forest, heatmap, curves, survival) for p in draw(a, out_dir)]

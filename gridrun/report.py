@@ -1,0 +1,287 @@
+"""Tables from analysis results: the per-level summary, the technique attribution, the
+paper table of configurations, interactions, variance shares, the generalization gap and
+ASHA survival. Formats numbers only; every statistic comes from ``gridrun.analysis``.
+
+    >>> print(report_text("runs/quickstart"))          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from gridrun._render import FORMATS, Table, render
+from gridrun.store import read_run
+
+__all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
+
+VIEWS = ("effects", "add_one_in", "leave_one_out", "cumulative", "configs")
+
+
+def _scale(metric: str) -> tuple[float, str]:
+    return (100.0, " (%)") if metric.endswith("acc") else (1.0, "")
+
+
+class _Fmt:
+    """Number formatting in the metric's units (accuracy in percent)."""
+
+    def __init__(self, metric: str):
+        self.k, self.unit = _scale(metric)
+
+    def v(self, x, signed=False) -> str:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return "n/a"
+        return f"{self.k * x:+.2f}" if signed else f"{self.k * x:.2f}"
+
+    def pm(self, mean, lo, hi, n) -> str:
+        if any(math.isnan(x) for x in (lo, hi)):
+            return f"{self.v(mean)} (n={n})"
+        return f"{self.v(mean)} ± {self.k * (hi - lo) / 2:.2f} (n={n})"
+
+    def delta(self, est) -> str:
+        if math.isnan(est.ci_low):
+            return self.v(est.value, signed=True)
+        return (f"{self.v(est.value, signed=True)} "
+                f"[{self.v(est.ci_low, True)}, {self.v(est.ci_high, True)}]")
+
+
+def _level_label(factor: str, level) -> str:
+    if level is True:
+        return f"+ {factor}"
+    if level is False:
+        return f"no {factor}"
+    return f"{factor} = {level}"
+
+
+def _mark(est) -> str:
+    return "*" if est.significant else ""
+
+
+def level_table(levels, f: _Fmt, metric: str) -> Table:
+    rows = []
+    for s in levels:
+        stopped = sum(c for _, c in s.stopped)
+        where = ", ".join(f"{c} at {e}" for e, c in s.stopped)
+        rows.append((s.factor, str(s.level) + (" (baseline)" if s.is_baseline else ""),
+                     f"{f.v(s.mean)} ± {f.v(s.std)}" if not math.isnan(s.std) else f.v(s.mean),
+                     "—" if s.is_baseline else f.v(s.delta, signed=True), str(s.n),
+                     f"{stopped} ({where})" if stopped else "0"))
+    budget = levels[0].budget if levels else 0
+    return Table("levels", "Per factor level",
+                 ("factor", "level", f"{metric}{f.unit} mean ± std", "Δ vs baseline level",
+                  "n", "stopped by ASHA (count at epoch)"), tuple(rows),
+                 caption=f"{metric} at epoch {budget}, the last epoch every trial reached; "
+                         "mean ± std over trials of each level (all other factors and seeds)",
+                 numeric=(2, 3, 4))
+
+
+def effects_table(a, f: _Fmt) -> Table:
+    phi = {(p.factor, _key(p.level)): p for p in (a.shapley.parts if a.shapley else ())}
+    rows, bold = [], set()
+    effects = a.main_effects or a.add_one_in or a.leave_one_out or a.cumulative
+    best = _best_index([e.estimate.value for e in effects], a.mode)
+    for i, e in enumerate(effects):
+        p = phi.get((e.factor, _key(e.level)))
+        est = e.estimate
+        rows.append((_level_label(e.factor, e.level), f"vs {e.reference}", f.delta(est),
+                     "n/a" if math.isnan(est.boot_low) else
+                     f"[{f.v(est.boot_low, True)}, {f.v(est.boot_high, True)}]",
+                     "—" if p is None else f"{f.v(p.estimate.value, True)} ({100 * p.share:.0f}%)",
+                     _mark(est), "n/a" if math.isnan(est.p_holm) else f"{est.p_holm:.3f}",
+                     f"{est.budget} ({est.n_seeds})"))
+        if i == best:
+            bold.add((i, 2))
+    kind = effects[0].kind.replace("_", "-") if effects else "main"
+    return Table("techniques", "What each technique contributed",
+                 ("technique", "reference", f"Δ {a.metric}{f.unit} [95% t-CI]",
+                  "[95% bootstrap CI]", "Shapley φ (share)", "sig.", "p (Holm)",
+                  "epoch (seeds)"), tuple(rows), bold=frozenset(bold), numeric=(2, 3, 4, 6),
+                 caption=_caption(a, f"{kind} effect"))
+
+
+def _caption(a, what: str) -> str:
+    seeds = a.counts.n_seeds
+    sh = (f"; Shapley φ splits the baseline → target gain ({a.shapley.method}) so the parts "
+          "sum to it" if a.shapley else "")
+    return (f"{what} on {a.metric} at the epoch shown (the last every compared trial "
+            f"reached); 95% t-interval over {seeds} seeds, blocked on seed, and a bootstrap "
+            f"over whole seeds; * = Holm-adjusted p < 0.05{sh}")
+
+
+def _key(level):
+    return (type(level).__name__, level)
+
+
+def _best_index(values, mode):
+    vals = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
+    if not vals:
+        return -1
+    return (max(vals) if mode == "max" else min(vals))[1]
+
+
+def _levels_key(levels: dict) -> tuple:
+    return tuple(sorted((k, _key(v)) for k, v in levels.items()))
+
+
+def _path_rows(a, view):
+    """(label, levels, effect or None) for the configurations of a one-at-a-time view."""
+    if view == "add_one_in":
+        rows = [("baseline", dict(a.baseline), None)]
+        rows += [(_level_label(e.factor, e.level), {**a.baseline, e.factor: e.level}, e)
+                 for e in a.add_one_in]
+    elif view == "leave_one_out":
+        rows = [("target (all techniques)", dict(a.target), None)]
+        rows += [(f"target without {e.factor}", {**a.target, e.factor: a.baseline[e.factor]}, e)
+                 for e in a.leave_one_out]
+    elif view == "cumulative":
+        rows = [("baseline", dict(a.baseline), None)]
+        rows += [(f"{_level_label(e.factor, e.level)} (step {i + 1})", dict(e.config), e)
+                 for i, e in enumerate(a.cumulative)]
+    else:  # configs: the best configurations by rank
+        rows = [(", ".join(f"{k}={v}" for k, v in c.levels.items()), c.levels, None)
+                for c in a.configs[:10]]
+    return rows
+
+
+_DELTA_HEAD = {"add_one_in": "Δ vs baseline", "leave_one_out": "Δ from removing it",
+               "cumulative": "Δ vs previous step", "configs": "Δ vs baseline"}
+
+
+def config_table(a, f: _Fmt, view: str) -> Table:
+    summaries = {_levels_key(c.levels): c for c in a.configs}
+    base = summaries.get(_levels_key(a.baseline))
+    phi = {p.factor: p for p in (a.shapley.parts if a.shapley else ())}
+    rows, means = [], []
+    for label, levels, e in _path_rows(a, view):
+        c = summaries.get(_levels_key(levels))
+        if c is None:
+            continue
+        if e is not None:
+            est = e.estimate
+            delta, mark = f.delta(est), _mark(est)
+            share = phi.get(e.factor)
+            share = "—" if share is None else f"{100 * share.share:.0f}%"
+        else:
+            delta = "—" if base is None or c is base else f.v(c.mean - base.mean, signed=True)
+            mark, share = "", "—"
+        means.append(c.mean)
+        rows.append((label, f.pm(c.mean, c.ci_low, c.ci_high, c.n_seeds), delta, share, mark,
+                     str(c.budget), "n/a" if c.params is None else f"{c.params:,}",
+                     f"{c.seconds_per_epoch:.2f}"))
+    best = _best_index(means, a.mode)
+    return Table(f"configurations_{view}", f"Ablation table ({view.replace('_', '-')} view)",
+                 ("configuration", f"{a.metric}{f.unit} mean ± 95% CI (n seeds)",
+                  f"{_DELTA_HEAD[view]} [95% CI]", "Shapley share", "sig.", "epoch",
+                  "params", "s/epoch"), tuple(rows),
+                 bold=frozenset({(best, 1)}) if best >= 0 else frozenset(),
+                 numeric=(1, 2, 3, 5, 6, 7),
+                 caption=_caption(a, f"{view.replace('_', '-')} comparison") +
+                 "; mean ± half-width of the 95% t-interval over seeds; best mean in bold; "
+                 "s/epoch is training time")
+
+
+def interaction_table(a, f: _Fmt, top: int = 5) -> Table | None:
+    if not a.interactions:
+        return None
+    rows = [(f"{i.factors[0]} × {i.factors[1]}", f"{i.levels[0]} × {i.levels[1]}",
+             f.delta(i.estimate), _mark(i.estimate), f"{i.estimate.budget} ({i.estimate.n_seeds})")
+            for i in a.interactions[:top]]
+    return Table("interactions", "Largest two-factor interactions",
+                 ("factors", "levels (vs baseline levels)", "interaction [95% CI]", "sig.",
+                  "epoch (seeds)"), tuple(rows), numeric=(2,),
+                 caption="difference of differences: how much the pair's joint effect "
+                         "exceeds the sum of their separate effects")
+
+
+def variance_table(a) -> Table | None:
+    v = a.variance
+    if v is None:
+        return None
+    rows = [(" × ".join(t.term), str(t.df), f"{100 * t.share:.1f}%", f"{t.f_value:.1f}",
+             f"{t.p_value:.3g}") for t in sorted(v.terms, key=lambda t: -t.share)]
+    rows.append(("residual (seeds)", str(v.residual.df), f"{100 * v.residual.share:.1f}%", "",
+                 ""))
+    return Table("variance", "Share of variance (ANOVA)",
+                 ("term", "df", "share of SS", "F", "p"), tuple(rows), numeric=(1, 2, 3, 4),
+                 caption=f"sums of squares of {v.metric} at epoch {v.budget} over "
+                         f"{v.n_trials} trials ({v.n_seeds} seeds)" +
+                         (f"; {v.note}" if v.note else ""))
+
+
+def gap_table(a, f: _Fmt) -> Table | None:
+    if not a.gap:
+        return None
+    rows = [(_level_label(e.factor, e.level), f"vs {e.reference}", f.delta(e.estimate),
+             _mark(e.estimate), str(e.estimate.budget)) for e in a.gap]
+    return Table("generalization", "Generalization gap (train_acc − val_acc)",
+                 ("technique", "reference", "Δ gap (pp) [95% CI]", "sig.", "epoch"),
+                 tuple(rows), numeric=(2,),
+                 caption="negative = the technique shrinks overfitting")
+
+
+def survival_table(a) -> Table | None:
+    s = a.survival
+    if not s.rungs or s.total[-1] == s.n_trials:
+        return None
+    idx = [s.epochs.index(r) for r in s.rungs]
+    rows = [(r.factor, str(r.level), str(r.n_trials), *(str(r.reached[i]) for i in idx))
+            for r in s.rows]
+    rows.append(("all", "", str(s.n_trials), *(str(s.total[i]) for i in idx)))
+    return Table("survival", "Trials reaching each ASHA rung",
+                 ("factor", "level", "trials", *(f"epoch {r}" for r in s.rungs)), tuple(rows),
+                 numeric=tuple(range(2, 3 + len(idx))))
+
+
+def default_view(a) -> str:
+    return a.design if a.design in ("add_one_in", "leave_one_out", "cumulative") else "effects"
+
+
+def build_tables(a, levels, view: str | None = None) -> list[Table]:
+    f = _Fmt(a.metric)
+    view = view or default_view(a)
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
+    tables = [level_table(levels, f, a.metric)] if a.design == "full" else []
+    tables.append(effects_table(a, f))
+    if view != "effects":
+        tables.append(config_table(a, f, view))
+    elif a.add_one_in and a.design == "full":
+        tables.append(config_table(a, f, "add_one_in"))
+    tables += [t for t in (interaction_table(a, f), variance_table(a), gap_table(a, f),
+                           survival_table(a)) if t is not None]
+    return tables
+
+
+def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | None = None,
+                budget: int | None = None, view: str | None = None,
+                plots_dir: str | Path | None = None) -> str:
+    """Read the run at ``run_dir`` and render its report (no Ray or framework needed);
+    with ``plots_dir``, also draw the plots there (PNG and PDF)."""
+    from gridrun.analysis import METRICS, analyze, level_summaries
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if view is not None and view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
+    run = read_run(run_dir)
+    metric = metric or run.spec.get("metric", "val_acc")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    if budget is not None and not 1 <= budget <= int(run.trials.epochs_run.max()):
+        raise ValueError(f"budget {budget} is outside the epochs this run reached "
+                         f"(1 to {int(run.trials.epochs_run.max())})")
+    a = analyze(run.trials, run.epochs, run.spec, metric=metric, budget=budget)
+    levels = level_summaries(run.trials, run.epochs, run.spec, metric=metric, budget=budget)
+    if plots_dir is not None:
+        from gridrun.plots import write_plots
+
+        write_plots(a, plots_dir)
+    c = a.counts
+    heading = (f"{a.name}: {a.design} design on {a.dataset}, {c.n_trials} trials "
+               f"({c.n_completed} completed, {c.n_stopped_early} stopped by ASHA, "
+               f"{c.n_error} errors), {c.n_seeds} seeds")
+    notes = list(a.notes)
+    if not run.info.get("complete", True):
+        notes.insert(0, f"Incomplete run: {run.info.get('trials_written')} of "
+                        f"{run.info.get('trials_expected')} trials finished.")
+    return render(build_tables(a, levels, view), fmt, heading=heading, notes=notes)
