@@ -132,8 +132,9 @@ def _print_launch_summary(result) -> None:
               type=click.Choice(["effects", "add_one_in", "leave_one_out", "cumulative",
                                  "configs"]), default=None,
               help="Rows of the ablation table (default: follows the design).")
-@click.option("--plots/--no-plots", default=True, show_default=True,
-              help="Draw PNG and PDF plots into RUN/plots.")
+@click.option("--plots/--no-plots", default=False, show_default=True,
+              help="Also draw the plots (PNG and PDF) into RUN/plots; launch draws them at the "
+                   "end of every run.")
 def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: int | None,
            view: str | None, plots: bool) -> None:
     """Write the ablation report of the run folder RUN. Reads only its Parquet files and

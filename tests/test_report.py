@@ -99,8 +99,9 @@ def test_csv_and_html(worked):
 
 
 def test_plots_written_next_to_run(worked):
-    code, _, _ = report(worked)
-    assert code == 0
+    code, _, err = report(worked, "--plots", "--out", worked / "report.md")
+    assert code == 0 and err.strip() == (f"wrote {worked / 'report.md'} and plots in "
+                                         f"{worked / 'plots'}")
     names = sorted(p.name for p in (worked / "plots").iterdir())
     for stem in ("effects_forest", "interactions", "learning_curves"):
         assert f"{stem}.png" in names and f"{stem}.pdf" in names

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from gridrun.analysis._contrast import check_budget, default_budget, usable
 from gridrun.analysis._grid import Grid
@@ -48,7 +48,7 @@ def config_summaries(grid: Grid, *, budget: int | None = None) -> tuple[ConfigSu
         mean = np.where(n > 0, np.where(ok, y, 0).sum(axis=1) / np.maximum(n, 1), np.nan)
         dev = np.where(ok, y - mean[:, None], 0.0)
         std = np.where(n > 1, np.sqrt((dev ** 2).sum(axis=1) / np.maximum(n - 1, 1)), np.nan)
-        half = stats.t.ppf(0.5 + CONFIDENCE / 2, np.maximum(n - 1, 1)) * std / np.sqrt(n)
+        half = special.stdtrit(np.maximum(n - 1, 1), 0.5 + CONFIDENCE / 2) * std / np.sqrt(n)
     rank = _rank(mean, grid.mode)
     live = grid.present & ~grid.error
     comp = grid.completed & grid.present
