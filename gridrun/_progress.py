@@ -41,8 +41,9 @@ class Progress:
             self.completed += 1
         elif status == "stopped_early":
             self.stopped += 1
-        else:
+        elif status == "error":
             self.errored += 1
+        # "interrupted": the trial is no longer running and has no result
 
     @property
     def done(self) -> int:

@@ -113,6 +113,10 @@ def _print_launch_summary(result) -> None:
     click.echo(report_text(result.run_dir, plots_dir=result.run_dir / "plots"), nl=False)
     click.echo(f"\nplots: {result.run_dir / 'plots'}; full report: gridrun report "
                f"{result.run_dir}")
+    if result.interrupted:
+        click.echo(f"interrupted: {result.run_dir} holds the trials that finished; "
+                   "run.json says complete: false", err=True)
+        sys.exit(130)
     if result.errors:
         sys.exit(1)
 

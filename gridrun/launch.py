@@ -49,22 +49,30 @@ class LaunchResult:
 
 
 # -- pure helpers ----------------------------------------------------------------------
-def trial_status(epochs_run: int, max_epochs: int, error: str | None) -> str:
-    """completed (all epochs), stopped_early (ASHA stopped it before the last epoch), or
-    error (the trial raised)."""
+def trial_status(epochs_run: int, max_epochs: int, error: str | None,
+                 stopped_by_scheduler: bool) -> str | None:
+    """completed (all epochs), stopped_early (the scheduler stopped it before the last
+    epoch), error (the trial raised or its worker died), or None: the trial ended for
+    another reason (the launch was interrupted), so it has no result to store."""
     if error:
         return "error"
-    return "completed" if epochs_run >= max_epochs else "stopped_early"
+    if epochs_run >= max_epochs:
+        return "completed"
+    return "stopped_early" if stopped_by_scheduler else None
 
 
 def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int,
-              error: str | None = None, wall_seconds: float | None = None) -> dict:
-    """The trials.parquet row of one trial, from the metrics it reported (one per epoch)."""
+              error: str | None = None, stopped_by_scheduler: bool = False,
+              wall_seconds: float | None = None) -> dict | None:
+    """The trials.parquet row of one trial, from the metrics it reported (one per epoch);
+    None for a trial that was cut off by an interrupted launch."""
     val = [r["val_acc"] for r in reports]
     finite = [(v, i) for i, v in enumerate(val) if v is not None and math.isfinite(v)]
     best_val, best_i = max(finite, key=lambda t: t[0]) if finite else (None, None)
     last = reports[-1] if reports else {}
-    status = trial_status(len(reports), max_epochs, error)
+    status = trial_status(len(reports), max_epochs, error, stopped_by_scheduler)
+    if status is None:
+        return None
     return {
         "trial_id": trial.trial_id, **trial.levels, "seed": trial.seed, "status": status,
         "epochs_run": len(reports), "last_val_acc": last.get("val_acc"),
@@ -98,7 +106,7 @@ def _trainable(config: dict, data=None) -> None:
     train(spec["config"], data, seed=spec["seed"], report=report, threads=config["threads"])
 
 
-def _make_collector(progress: Progress, metric: str, live):
+def _make_collector(progress: Progress, metric: str, live, scheduler):
     from ray import tune
 
     class Collector(tune.Callback):
@@ -107,8 +115,9 @@ def _make_collector(progress: Progress, metric: str, live):
         Nothing here is closed over: Tune pickles callbacks (class included) into its
         experiment state, and the console inside the live view cannot be pickled."""
 
-        def __init__(self, progress, metric, live):
+        def __init__(self, progress, metric, live, scheduler):
             self.progress, self.metric, self.live = progress, metric, live
+            self.scheduler = scheduler
             self.reports: dict[str, list] = {}
             self.errors: dict[str, str] = {}
             self.ended: set[str] = set()
@@ -145,10 +154,15 @@ def _make_collector(progress: Progress, metric: str, live):
             if error:
                 self.errors[tid] = error
             n = len(self.reports.get(tid, []))
-            self.progress.finish(tid, trial_status(n, trial.config["trial"]["epochs"], error))
+            status = trial_status(n, trial.config["trial"]["epochs"], error,
+                                  self.stopped_by_scheduler(tid))
+            self.progress.finish(tid, status or "interrupted")
             self.live()
 
-    return Collector(progress, metric, live)
+        def stopped_by_scheduler(self, tid: str) -> bool:
+            return self.scheduler is not None and tid in self.scheduler.stopped
+
+    return Collector(progress, metric, live, scheduler)
 
 
 def _error_text(trial) -> str:
@@ -183,11 +197,24 @@ def _quiet_environment(verbose: bool) -> None:
 
 
 def _scheduler(ablation):
+    """ASHA that remembers which trials it stopped: only those are stopped_early. A trial
+    ended by anything else before its last epoch (Ctrl-C) is not a result."""
     if ablation.scheduler is None:
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-    return ASHAScheduler(time_attr="epoch", max_t=ablation.epochs,
+    class RecordingASHA(ASHAScheduler):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.stopped: set[str] = set()
+
+        def on_trial_result(self, tune_controller, trial, result):
+            action = super().on_trial_result(tune_controller, trial, result)
+            if action == TrialScheduler.STOP:
+                self.stopped.add(trial.config["trial"]["trial_id"])
+            return action
+
+    return RecordingASHA(time_attr="epoch", max_t=ablation.epochs,
                          grace_period=ablation.scheduler.grace_period,
                          reduction_factor=ablation.scheduler.reduction_factor)
 
@@ -258,8 +285,9 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
     interrupted = False
     try:
         with _LiveView(progress, console, show_progress) as live:
-            collector = _make_collector(progress, ablation.metric, live)
-            tuner = _tuner(ablation, trials, data, storage, collector, verbose)
+            scheduler = _scheduler(ablation)
+            collector = _make_collector(progress, ablation.metric, live, scheduler)
+            tuner = _tuner(ablation, trials, data, storage, collector, scheduler, verbose)
             try:
                 tuner.fit()
             except KeyboardInterrupt:
@@ -281,7 +309,7 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
                         .total_seconds(), interrupted)
 
 
-def _tuner(ablation, trials, data, storage, collector, verbose):
+def _tuner(ablation, trials, data, storage, collector, scheduler, verbose):
     from ray import tune
 
     threads = max(1, int(ablation.resources["cpu"]))
@@ -294,7 +322,7 @@ def _tuner(ablation, trials, data, storage, collector, verbose):
         trainable,
         param_space={"trial": tune.grid_search(grid), "threads": threads},
         tune_config=tune.TuneConfig(metric=ablation.metric, mode=ablation.mode,
-                                    scheduler=_scheduler(ablation), reuse_actors=True,
+                                    scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=ablation.max_concurrent),
         run_config=tune.RunConfig(name=ablation.name, storage_path=storage,
                                   verbose=1 if verbose else 0, callbacks=[collector],
@@ -303,15 +331,18 @@ def _tuner(ablation, trials, data, storage, collector, verbose):
 
 
 def _collect_rows(trials, collector, max_epochs):
-    """One row per trial that ended (an interrupted run keeps the trials that finished)."""
+    """One row per trial that finished (an interrupted run keeps the trials that completed,
+    were stopped by the scheduler or failed before the interrupt)."""
     rows, epochs = [], []
     for t in trials:
         if t.trial_id not in collector.ended:
             continue
         reports = collector.reports.get(t.trial_id, [])
-        rows.append(trial_row(t, reports, max_epochs=max_epochs,
-                              error=collector.errors.get(t.trial_id)))
-        epochs.extend(epoch_rows(t.trial_id, reports))
+        row = trial_row(t, reports, max_epochs=max_epochs, error=collector.errors.get(t.trial_id),
+                        stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id))
+        if row is not None:
+            rows.append(row)
+            epochs.extend(epoch_rows(t.trial_id, reports))
     return rows, epochs
 
 

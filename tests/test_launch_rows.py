@@ -18,11 +18,12 @@ def reports(vals, test_acc=None):
     return out
 
 
-@pytest.mark.parametrize("epochs_run,error,expected", [
-    (4, None, "completed"), (2, None, "stopped_early"), (0, "boom", "error"),
-    (4, "boom", "error")])
-def test_trial_status(epochs_run, error, expected):
-    assert trial_status(epochs_run, 4, error) == expected
+@pytest.mark.parametrize("epochs_run,error,by_scheduler,expected", [
+    (4, None, False, "completed"), (4, None, True, "completed"),
+    (2, None, True, "stopped_early"), (0, "boom", False, "error"), (4, "boom", False, "error"),
+    (2, None, False, None)])  # ended early without the scheduler: interrupted, no result
+def test_trial_status(epochs_run, error, by_scheduler, expected):
+    assert trial_status(epochs_run, 4, error, by_scheduler) == expected
 
 
 def test_completed_row():
@@ -34,8 +35,12 @@ def test_completed_row():
 
 
 def test_stopped_row_has_epoch_reached_and_no_test_acc():
-    row = trial_row(TRIAL, reports([0.5, 0.4]), max_epochs=4)
+    row = trial_row(TRIAL, reports([0.5, 0.4]), max_epochs=4, stopped_by_scheduler=True)
     assert (row["status"], row["epochs_run"], row["test_acc"]) == ("stopped_early", 2, None)
+
+
+def test_interrupted_trial_has_no_row():
+    assert trial_row(TRIAL, reports([0.5, 0.4]), max_epochs=4) is None
 
 
 def test_error_row_before_any_epoch():

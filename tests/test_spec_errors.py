@@ -141,5 +141,7 @@ def test_valid_spec_dry_run_prints_table(tmp_path):
     code, out, _ = run_cli(["launch", str(path), "--dry-run"])
     assert code == 0
     assert out.startswith("bad: design 'full', 8 configurations x 2 seeds = 16 trials")
-    table_rows = [ln for ln in out.splitlines() if ln.startswith("| ") and "trial" not in ln]
-    assert len(table_rows) == 16
+    trial_rows = [ln for ln in out.splitlines()
+                  if ln.startswith("| ") and len(ln.split("|")[1].strip()) == 12
+                  and ln.split("|")[1].strip().isalnum()]
+    assert len(trial_rows) == 16
