@@ -1,6 +1,7 @@
 """The live progress line of a launch: counts and best-so-far, rendered quietly.
 
 Pure state plus a renderer, so it is tested without Ray; ``launch`` feeds it events.
+``LiveView`` shows it: a live line on a terminal, a plain line per quarter on a pipe.
 """
 
 from __future__ import annotations
@@ -56,3 +57,39 @@ class Progress:
                 f"({self.completed} completed, {self.stopped} stopped by ASHA, "
                 f"{self.errored} errors), {len(self.running)} running, "
                 f"best {self.metric} {best}, {elapsed // 60:02d}:{elapsed % 60:02d}")
+
+
+class LiveView:
+    """Rich live line on a terminal; on a pipe, a plain line at each quarter and the end."""
+
+    def __init__(self, progress: Progress, console, enabled: bool):
+        self.progress, self.console, self.enabled = progress, console, enabled
+        self._live, self._last, self._quarter = None, 0.0, 0
+
+    def __enter__(self):
+        if self.enabled and self.console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self.progress.line(), console=self.console,
+                              refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __call__(self) -> None:
+        if not self.enabled:
+            return
+        if self._live is not None:
+            now = time.monotonic()
+            if now - self._last > 0.25:
+                self._live.update(self.progress.line())
+                self._last = now
+            return
+        quarter = 4 * self.progress.done // max(1, self.progress.total)
+        if quarter > self._quarter:
+            self._quarter = quarter
+            self.console.print(self.progress.line(), highlight=False, soft_wrap=True)
+
+    def __exit__(self, *exc):
+        if self._live is not None:
+            self._live.update(self.progress.line())
+            self._live.__exit__(*exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from dataclasses import dataclass, field
 
 __all__ = ["Table", "render", "FORMATS"]
@@ -58,8 +59,11 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "→": r"$\to$", "−": "$-$", "φ": r"$\phi$", "<": r"$<$", ">": r"$>$", "—": "---"}
 
 
+_MINUS = re.compile(r"(?<![\w.])-(?=\d)")  # a sign, not a hyphen: typeset as a minus
+
+
 def tex_escape(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(text))
+    return _MINUS.sub("$-$", "".join(_TEX.get(ch, ch) for ch in str(text)))
 
 
 def _latex(tables, heading, notes) -> str:

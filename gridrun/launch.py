@@ -14,10 +14,7 @@ import datetime as dt
 import logging
 import math
 import os
-import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gridrun import store
-from gridrun._progress import Progress
+from gridrun._progress import LiveView, Progress
+from gridrun._runinfo import hardware, run_info
 from gridrun.design import Trial, expand
 
 __all__ = ["launch", "LaunchResult", "trial_row", "trial_status", "RunExistsError"]
@@ -219,42 +217,6 @@ def _scheduler(ablation):
                          reduction_factor=ablation.scheduler.reduction_factor)
 
 
-class _LiveView:
-    """Rich live line on a terminal; on a pipe, a plain line at each quarter and the end."""
-
-    def __init__(self, progress: Progress, console, enabled: bool):
-        self.progress, self.console, self.enabled = progress, console, enabled
-        self._live, self._last, self._quarter = None, 0.0, 0
-
-    def __enter__(self):
-        if self.enabled and self.console.is_terminal:
-            from rich.live import Live
-
-            self._live = Live(self.progress.line(), console=self.console,
-                              refresh_per_second=4, transient=False)
-            self._live.__enter__()
-        return self
-
-    def __call__(self) -> None:
-        if not self.enabled:
-            return
-        if self._live is not None:
-            now = time.monotonic()
-            if now - self._last > 0.25:
-                self._live.update(self.progress.line())
-                self._last = now
-            return
-        quarter = 4 * self.progress.done // max(1, self.progress.total)
-        if quarter > self._quarter:
-            self._quarter = quarter
-            self.console.print(self.progress.line(), highlight=False, soft_wrap=True)
-
-    def __exit__(self, *exc):
-        if self._live is not None:
-            self._live.update(self.progress.line())
-            self._live.__exit__(*exc)
-
-
 def launch(ablation, *, run_dir: str | Path | None = None, address: str | None = None,
            verbose: bool = False, overwrite: bool = False, console=None,
            spec_path: str | Path | None = None, show_progress: bool = True) -> LaunchResult:
@@ -273,7 +235,6 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
                         train_size=ablation.train_size)
     _quiet_environment(verbose)
     import ray
-    from ray import tune
 
     started_ray = not ray.is_initialized()
     if started_ray:
@@ -284,7 +245,7 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
     storage = tempfile.mkdtemp(prefix="gridrun-tune-")
     interrupted = False
     try:
-        with _LiveView(progress, console, show_progress) as live:
+        with LiveView(progress, console, show_progress) as live:
             scheduler = _scheduler(ablation)
             collector = _make_collector(progress, ablation.metric, live, scheduler)
             tuner = _tuner(ablation, trials, data, storage, collector, scheduler, verbose)
@@ -292,15 +253,15 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
                 tuner.fit()
             except KeyboardInterrupt:
                 interrupted = True
-        hardware = _hardware(ray)
+        machine = hardware(ray)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
         if started_ray:
             ray.shutdown()
     rows, epochs = _collect_rows(trials, collector, ablation.epochs)
     interrupted = interrupted or len(rows) < len(trials)
-    info = _run_info(ablation, spec_path, started_at, data, hardware, len(trials), len(rows),
-                     interrupted)
+    info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
+                    interrupted)
     store.write_run(run_dir, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
     counts = {s: sum(r["status"] == s for r in rows) for s in store.STATUSES}
@@ -344,58 +305,3 @@ def _collect_rows(trials, collector, max_epochs):
             rows.append(row)
             epochs.extend(epoch_rows(t.trial_id, reports))
     return rows, epochs
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("gridrun", "ray", "torch", "tensorflow", "numpy", "pyarrow", "pandas"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _hardware(ray) -> dict:
-    res = ray.cluster_resources()
-    return {"platform": platform.platform(), "machine": platform.machine(),
-            "driver_cpus": os.cpu_count(), "cluster_cpus": res.get("CPU", 0),
-            "cluster_gpus": res.get("GPU", 0), "nodes": len(ray.nodes()),
-            "accelerators": sorted(k for k in res if k.startswith("accelerator_type"))}
-
-
-def _git_commit(spec_path) -> str | None:
-    where = Path(spec_path).resolve().parent if spec_path else Path.cwd()
-    try:
-        out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], text=True,
-                             capture_output=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain"], text=True,
-                               capture_output=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def _run_info(ablation, spec_path, started_at, data, hardware, expected, written,
-              interrupted) -> dict:
-    info = {
-        "spec": ablation.to_dict(),
-        "spec_file": str(spec_path) if spec_path else None,
-        "complete": not interrupted, "trials_expected": expected, "trials_written": written,
-        "data": {"dataset": data.name, "train": int(len(data.y_train)),
-                 "val": int(len(data.y_val)), "test": int(len(data.y_test)),
-                 "image_shape": list(data.image_shape), "classes": list(data.classes)},
-        "versions": _versions(), "hardware": hardware, "git_commit": _git_commit(spec_path),
-        "command": " ".join(sys.argv),
-        "started_at": started_at.isoformat(),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-    }
-    if ablation.design == "fractional":
-        from gridrun._fractional import fractional_plan
-
-        info["fractional"] = fractional_plan(len(ablation.factors), ablation.resolution).to_dict()
-    return info

@@ -6,36 +6,13 @@ unique across the whole test tree (and a package named ``torch`` would shadow Py
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the torch trainer tests need PyTorch installed")
 
+from gridrun.data import Dataset  # noqa: E402
 from gridrun.design import resolve_config  # noqa: E402
-
-
-@dataclass(frozen=True)
-class FakeDataset:
-    """The fields and properties of gridrun.data.Dataset the trainer reads."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: tuple
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple:
-        return self.x_train.shape[1:]
 
 
 def bars(n_train=512, n_val=256, n_test=256, size=8, channels=1, classes=4, seed=0):
@@ -52,7 +29,7 @@ def bars(n_train=512, n_val=256, n_test=256, size=8, channels=1, classes=4, seed
         return x, y.astype(np.int64)
 
     (xt, yt), (xv, yv), (xs, ys) = split(n_train), split(n_val), split(n_test)
-    return FakeDataset("bars", xt, yt, xv, yv, xs, ys, tuple(f"c{k}" for k in range(classes)))
+    return Dataset("bars", xt, yt, xv, yv, xs, ys, tuple(f"c{k}" for k in range(classes)))
 
 
 @pytest.fixture(scope="session")
