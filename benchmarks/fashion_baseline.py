@@ -5,7 +5,7 @@ batch 128, no augmentation, batch norm or dropout) on the full training split (9
 held out for validation), printing validation accuracy and seconds per epoch, then the test
 accuracy and the mean seconds per epoch. A two-conv CNN should reach about 90% test accuracy.
 
-    GRIDRUN_DATA_DIR=/work/shared/data python benchmarks/fashion_baseline.py
+    GRIDRUN_DATA_DIR=path/to/data python benchmarks/fashion_baseline.py
     python benchmarks/fashion_baseline.py --epochs 3 --backbone resnet20 --threads 2
 """
 

@@ -66,5 +66,6 @@ def run_info(ablation, spec_path, started_at, data, machine, expected, written,
     if ablation.design == "fractional":
         from gridrun._fractional import fractional_plan
 
-        info["fractional"] = fractional_plan(len(ablation.factors), ablation.resolution).to_dict()
+        plan = fractional_plan(len(ablation.factors), ablation.resolution)
+        info["fractional"] = plan.named(ablation.factor_names).to_dict()
     return info

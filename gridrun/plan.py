@@ -12,7 +12,6 @@ those at each rung goes on to the next (``asha_expected_epochs``).
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from tabulate import tabulate
 
@@ -67,7 +66,8 @@ def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> lis
     rows = []
     for a in _variants(ablation):
         points = design_points(a)
-        per_point = [_seconds(p, seconds_per_epoch) for p in points]
+        default = a.fixed.get("backbone", "simple_cnn")
+        per_point = [_seconds(p.get("backbone", default), seconds_per_epoch) for p in points]
         label = a.design + (f" res {'III IV V'.split()[a.resolution - 3]}"
                             if a.resolution else "")
         row = {"design": label + (" (spec)" if a is ablation else ""),
@@ -82,15 +82,17 @@ def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> lis
     return rows
 
 
-def _seconds(point: dict, seconds_per_epoch):
+def _seconds(backbone: str, seconds_per_epoch):
     if seconds_per_epoch is None or isinstance(seconds_per_epoch, (int, float)):
         return seconds_per_epoch
-    return seconds_per_epoch.get(point.get("backbone", "simple_cnn"))
+    return seconds_per_epoch.get(backbone)
 
 
-def calibrate(ablation, *, epochs: int = 1, max_examples: int = 2048) -> dict:
-    """Measured seconds per epoch for each backbone in the spec (one trial per backbone,
-    on up to ``max_examples`` training images, scaled to the full training size)."""
+def calibrate(ablation, *, epochs: int = 2, max_examples: int = 2048) -> dict:
+    """Measured seconds per epoch for each backbone in the spec: one short training run
+    per backbone on up to ``max_examples`` training images, timed by the trainer's own
+    ``epoch_seconds`` of the last epoch (the first pays one-off setup), then scaled to
+    the full training size."""
     from gridrun.data import load_dataset
     from gridrun.design import resolve_config
     from gridrun.torch import train
@@ -100,16 +102,16 @@ def calibrate(ablation, *, epochs: int = 1, max_examples: int = 2048) -> dict:
     n = len(data.y_train)
     small = dataclasses.replace(data, x_train=data.x_train[:max_examples],
                                 y_train=data.y_train[:max_examples])
-    backbones = ({p.get("backbone", "simple_cnn") for p in design_points(ablation)})
+    backbones = {p.get("backbone", ablation.fixed.get("backbone", "simple_cnn"))
+                 for p in design_points(ablation)}
     out = {}
     for backbone in sorted(backbones):
         config = resolve_config({**ablation.baseline, "backbone": backbone},
                                 {**ablation.fixed, "epochs": epochs})
-        start = time.perf_counter()
-        train(config, small, seed=0, report=lambda m: None,
+        reports = []
+        train(config, small, seed=0, report=reports.append,
               threads=max(1, int(ablation.resources["cpu"])))
-        per_epoch = (time.perf_counter() - start) / epochs
-        out[backbone] = per_epoch * n / min(n, max_examples)
+        out[backbone] = reports[-1]["epoch_seconds"] * n / min(n, max_examples)
     return out
 
 
@@ -148,11 +150,12 @@ def _designs_text(ablation, seconds_per_epoch) -> str:
     keys = ["design", "configurations", "trials", "trial_epochs",
             "trial_epochs_asha" if asha else None]
     if "hours" in rows[0]:
-        headers += ["compute (h)", "compute with ASHA (h)" if asha else None]
+        headers += ["compute (trial-h)", "with ASHA (trial-h)" if asha else None]
         keys += ["hours", "hours_asha" if asha else None]
     keep = [i for i, k in enumerate(keys) if k]
     table = [[_cell(r[keys[i]]) for i in keep] for r in rows]
-    note = ("compute = trials x epochs x seconds per epoch"
+    note = ("compute = trials x epochs x seconds per epoch, summed over trials (divide by "
+            "the trials running at once for wall time)"
             + ("; with ASHA, expected epochs assume 1/eta of trials survive each rung"
                if asha else ""))
     return tabulate(table, headers=[headers[i] for i in keep], tablefmt="github") + "\n" + note

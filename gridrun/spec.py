@@ -281,6 +281,8 @@ def _validate_design_options(a: Ablation, factors) -> None:
         if multi:
             _fail(f"design 'fractional' needs two-level factors; {multi[0]!r} has "
                   f"{len(factors[names.index(multi[0])].levels)} levels")
+        if not 2 <= len(factors) <= 11:
+            _fail(f"design 'fractional' needs 2 to 11 factors, got {len(factors)}")
         if a.resolution not in (3, 4, 5):
             _fail(f"design 'fractional' needs resolution=3, 4 or 5, got {a.resolution!r}")
     elif a.resolution is not None:

@@ -80,3 +80,20 @@ def test_one_at_a_time_needs_distinct_target():
 def test_fractional_requires_two_levels():
     with pytest.raises(ValueError, match="two-level factors; 'dropout' has 3 levels"):
         ablation(design="fractional", resolution=3)
+
+
+def test_fractional_needs_two_to_eleven_factors():
+    with pytest.raises(ValueError, match="design 'fractional' needs 2 to 11 factors, got 1"):
+        Ablation(name="f", dataset="digits", factors=[Factor("batchnorm", [False, True])],
+                 design="fractional", resolution=3)
+
+
+def test_fractional_points_follow_the_plan():
+    a = Ablation(name="f", dataset="digits", design="fractional", resolution=3, seeds=1,
+                 factors=[Factor("augmentation", [False, True]),
+                          Factor("batchnorm", [False, True]),
+                          Factor("optimizer", ["sgd", "adam"])])
+    pts = design_points(a)
+    assert len(pts) == 4  # 2^(3-1) with C = AB
+    for p in pts:  # optimizer is "on" exactly when augmentation and batchnorm agree
+        assert (p["optimizer"] == "adam") == (p["augmentation"] == p["batchnorm"])

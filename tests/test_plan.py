@@ -41,3 +41,21 @@ def test_plan_text_for_fractional_spec_prints_alias_structure():
     text = plan_text(spec(design="fractional", resolution=5), 2.0)
     assert "16 configurations x 3 seeds = 48 trials" in text
     assert "E=ABCD" in text or "backbone" in text.split("fractional")[-1]
+
+
+def test_fixed_backbone_prices_every_point():
+    a = spec(factors=[Factor("batchnorm", [False, True])], fixed={"epochs": 12,
+                                                                   "backbone": "resnet20"})
+    rows = design_table(a, {"simple_cnn": 1.0, "resnet20": 5.0})
+    assert rows[0]["hours"] == pytest.approx(2 * 3 * 12 * 5.0 / 3600)
+
+
+def test_calibrate_measures_each_backbone():
+    pytest.importorskip("torch")
+    from gridrun.plan import calibrate
+
+    a = spec(factors=[Factor("backbone", ["simple_cnn", "vgg_small"])], seeds=1,
+             train_size=200, fixed={"epochs": 4, "batch_size": 64})
+    measured = calibrate(a, max_examples=100)
+    assert set(measured) == {"simple_cnn", "vgg_small"}
+    assert all(0 < v < 60 for v in measured.values())

@@ -3,8 +3,8 @@ checksums, plus class names.
 
 Loaders take this table as an argument, so tests (or a user with a local mirror) can
 pass their own. Checksums are those of the official releases: sha256 of the MNIST and
-Fashion-MNIST IDX files (see /work/shared/data/README.md, which also lists their MD5s),
-and the MD5s that the CIFAR-10 authors and torchvision publish for CIFAR-10.
+Fashion-MNIST IDX files (their published MD5s match too), and the MD5s that the
+CIFAR-10 authors and torchvision publish for CIFAR-10.
 """
 
 from __future__ import annotations
