@@ -148,3 +148,21 @@ def test_report_needs_no_framework_or_ray(worked):
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_latex_compiles(worked, tmp_path):
+    """The LaTeX report is a valid booktabs document body (needs pdflatex)."""
+    import shutil
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-recommended)")
+    code, _, _ = report(worked, "--format", "latex", "--out", tmp_path / "report.tex")
+    assert code == 0
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage[margin=1cm,landscape]{geometry}\n"
+        "\\usepackage{booktabs}\n\\begin{document}\n\\input{report.tex}\n\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                           "doc.tex"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
