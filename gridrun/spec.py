@@ -247,9 +247,7 @@ def _validate_point(what: str, point, factors, default_index: int) -> dict:
             out[f.name] = f.levels[default_index]
             continue
         value = point[f.name]
-        match = [lv for lv in f.levels if type(lv) is type(value) and lv == value
-                 or (isinstance(lv, float) and not isinstance(value, bool)
-                     and isinstance(value, (int, float)) and lv == value)]
+        match = [lv for lv in f.levels if techniques.same_level(lv, value)]
         if not match:
             _fail(f"{what} {f.name!r}={value!r} is not one of its levels: "
                   f"{', '.join(map(repr, f.levels))}{suggest(value, f.levels)}")
@@ -271,8 +269,7 @@ def _validate_design_options(a: Ablation, factors) -> None:
     elif a.order is not None:
         _fail(f"order is only used by design='cumulative', not {a.design!r}")
     if a.design in ("add_one_in", "leave_one_out", "cumulative"):
-        same = [n for n in names if a.baseline[n] == a.target[n]
-                and type(a.baseline[n]) is type(a.target[n])]
+        same = [n for n in names if techniques.same_level(a.baseline[n], a.target[n])]
         if same:
             _fail(f"design {a.design!r}: factor {same[0]!r} has the same baseline and "
                   f"target level {a.baseline[same[0]]!r}; give it a different target")

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Technique", "TECHNIQUES", "get", "names", "check_value", "suggest"]
+__all__ = ["Technique", "TECHNIQUES", "get", "names", "check_value", "suggest", "same_level"]
 
 
 @dataclass(frozen=True)
@@ -134,3 +134,17 @@ def check_value(technique: Technique, value: Any) -> Any:
     if too_low or too_high:
         raise ValueError(f"{value!r} is out of range; allowed: {t.allowed()}")
     return value
+
+
+def same_level(a: Any, b: Any) -> bool:
+    """Whether two level values are the same level: equal and of the same kind, where a
+    bool is never a number but an int equals the float it denotes (0 and 0.0).
+
+    >>> same_level(0, 0.0), same_level(True, 1), same_level("sgd", "sgd")
+    (True, False, True)
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from gridrun.techniques import same_level
+
 __all__ = ["LevelSummary", "level_summaries"]
 
 
@@ -59,7 +61,7 @@ def level_summaries(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping, *
             vals = rows.loc[~err, metric].dropna()
             stopped = rows.loc[rows.status == "stopped_early", "epochs_run"].value_counts()
             mean = float(vals.mean()) if len(vals) else np.nan
-            is_base = _same(level, spec["baseline"][factor])
+            is_base = same_level(level, spec["baseline"][factor])
             if is_base:
                 base_mean = mean
             out.append(LevelSummary(
@@ -69,10 +71,6 @@ def level_summaries(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping, *
                 tuple(sorted((int(e), int(c)) for e, c in stopped.items()))))
         out[-len(levels):] = [_with_delta(s, base_mean) for s in out[-len(levels):]]
     return tuple(out)
-
-
-def _same(a, b) -> bool:
-    return type(a) is type(b) and a == b or (isinstance(a, float) and a == b)
 
 
 def _with_delta(s: LevelSummary, base_mean: float) -> LevelSummary:
