@@ -22,10 +22,10 @@ from gridrun.spec import SpecError, load_spec
 
 def _user_errors() -> tuple:
     from gridrun.data import DataError
-    from gridrun.launch import RunExistsError
+    from gridrun.launch import ClusterError, RunExistsError
     from gridrun.store import StoreError
 
-    return (SpecError, DataError, StoreError, RunExistsError)
+    return (SpecError, DataError, StoreError, RunExistsError, ClusterError)
 
 
 def _fail(message: str) -> None:

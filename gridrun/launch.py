@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,13 +28,18 @@ from gridrun._progress import LiveView, Progress
 from gridrun._runinfo import hardware, run_info
 from gridrun.design import Trial, expand
 
-__all__ = ["launch", "LaunchResult", "trial_row", "trial_status", "RunExistsError"]
+__all__ = ["launch", "LaunchResult", "trial_row", "trial_status", "RunExistsError",
+           "ClusterError", "join_auth_mode"]
 
 EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 
 class RunExistsError(ValueError):
     """The output folder already holds a run and overwriting was not asked for."""
+
+
+class ClusterError(ValueError):
+    """The Ray cluster at the given address could not be joined."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,54 @@ def _quiet_environment(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def join_auth_mode(address: str | None, environ=os.environ, home: Path | None = None):
+    """The RAY_AUTH_MODE to join ``address`` with, or None to leave Ray's choice alone.
+
+    ``ray start`` and a local ``ray.init()`` turn token authentication on by default, but
+    a driver joining an existing cluster does not, so it is refused even when the token
+    sits in ~/.ray/auth_token. When no mode is set and a token is available (RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH or the default file), join in token mode, as ``ray start`` would.
+    """
+    if not address or "RAY_AUTH_MODE" in environ:
+        return None
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or (home or Path.home()) / ".ray" / "auth_token"
+    return "token" if environ.get("RAY_AUTH_TOKEN") or Path(path).is_file() else None
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast on an address nothing listens at: Ray itself retries for many minutes."""
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"cannot join Ray at {address}: expected host:port, "
+                           "ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ClusterError(f"cannot join Ray at {address}: nothing answers there "
+                           f"({e.strerror or e}); is the cluster's head running?") from None
+
+
+def _init_ray(address: str | None, verbose: bool) -> None:
+    _check_reachable(address)
+    mode = join_auth_mode(address)
+    if mode:  # before ray is imported: Ray reads its config once, at import
+        os.environ["RAY_AUTH_MODE"] = mode
+    import ray
+
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.ERROR)
+    except (ConnectionError, RuntimeError, ray.exceptions.RayError) as e:
+        hint = ("; if the cluster uses token authentication, set RAY_AUTH_TOKEN (or "
+                "RAY_AUTH_TOKEN_PATH) to its token") if address else ""
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ClusterError(f"cannot start or join Ray at {address or 'this machine'}: "
+                           f"{first}{hint}") from None
+
+
 def _scheduler(ablation):
     """ASHA that remembers which trials it stopped: only those are stopped_early. A trial
     ended by anything else before its last epoch (Ctrl-C) is not a result."""
@@ -234,12 +289,11 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
                         train_size=ablation.train_size)
     _quiet_environment(verbose)
+    started_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    if started_ray:
+        _init_ray(address, verbose)
     import ray
 
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
-                 logging_level=logging.INFO if verbose else logging.ERROR)
     started_at = dt.datetime.now(dt.timezone.utc)
     progress = Progress(ablation.name, len(trials), ablation.metric, ablation.mode)
     storage = tempfile.mkdtemp(prefix="gridrun-tune-")

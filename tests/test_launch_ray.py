@@ -164,3 +164,52 @@ def test_killed_worker_is_an_error_and_ctrl_c_keeps_finished_trials(tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert (info["complete"], info["trials_written"], info["trials_expected"]) == (False, 1, 2)
     assert "interrupted" in err
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_launch_joins_an_existing_cluster(tmp_path):
+    """`--address` joins a Ray cluster started separately (`ray start --head`, token
+    authentication on by default) instead of starting one, and leaves it running."""
+    port = free_port()
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    start = subprocess.run([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1",
+                            "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
+                            "--disable-usage-stats"], capture_output=True, text=True,
+                           timeout=180)
+    head = [p for p in descendants(1) if f"{port}" in cmdline(p)]
+    try:
+        assert start.returncode == 0, start.stderr[-2000:]
+        spec = write_spec(tmp_path / "join.py", "join", "Factor('lr', [0.05, 0.01])",
+                          scheduler="None", epochs=2, seeds=1)
+        proc = gridrun("launch", spec, "--out", tmp_path / "run", "--address",
+                       f"127.0.0.1:{port}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert len(pd.read_parquet(tmp_path / "run" / "trials.parquet")) == 2
+        # the cluster is the user's: still alive after the launch
+        assert any(Path(f"/proc/{p}").exists() for p in head)
+    finally:  # clean up this head only, by PID (ray stop would kill every Ray on the box)
+        head = [p for p in descendants(1) if f"{port}" in cmdline(p)]
+        for pid in head + [c for p in head for c in descendants(p)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_unreachable_cluster_is_one_clear_error(tmp_path):
+    spec = write_spec(tmp_path / "nowhere.py", "nowhere", "Factor('lr', [0.05])",
+                      scheduler="None", epochs=1, seeds=1)
+    proc = gridrun("launch", spec, "--out", tmp_path / "run", "--address",
+                   f"127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot join Ray at 127.0.0.1:")
+    assert "nothing answers there" in last
+    assert not (tmp_path / "run").exists()

@@ -66,3 +66,27 @@ def test_progress_counts_and_best():
     loss = Progress("q", total=1, metric="val_loss", mode="min")
     loss.result(0.9), loss.result(0.3)
     assert loss.best == 0.3
+
+
+@pytest.mark.parametrize("address,environ,token_file,expected", [
+    (None, {}, True, None),                       # local Ray: Ray decides
+    ("10.0.0.1:6379", {}, True, "token"),          # joining, token in ~/.ray/auth_token
+    ("10.0.0.1:6379", {}, False, None),            # joining, no token anywhere
+    ("10.0.0.1:6379", {"RAY_AUTH_TOKEN": "abc"}, False, "token"),
+    ("10.0.0.1:6379", {"RAY_AUTH_MODE": "disabled"}, True, None),  # the user's word stands
+])
+def test_join_auth_mode(tmp_path, address, environ, token_file, expected):
+    from gridrun.launch import join_auth_mode
+
+    if token_file:
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("t" * 32)
+    assert join_auth_mode(address, environ, home=tmp_path) == expected
+
+
+def test_join_auth_mode_reads_token_path(tmp_path):
+    from gridrun.launch import join_auth_mode
+
+    (tmp_path / "tok").write_text("t" * 32)
+    env = {"RAY_AUTH_TOKEN_PATH": str(tmp_path / "tok")}
+    assert join_auth_mode("h:1", env, home=tmp_path / "nohome") == "token"
