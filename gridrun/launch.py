@@ -239,7 +239,9 @@ def _init_ray(address: str | None, verbose: bool) -> None:
     import ray
 
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
+        # "local": a fresh in-process Ray. A bare ray.init() would instead join whatever
+        # cluster /tmp/ray/ray_current_cluster names, even a dead one, and hang there.
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose,
                  logging_level=logging.INFO if verbose else logging.ERROR)
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as e:
         hint = ("; if the cluster uses token authentication, set RAY_AUTH_TOKEN (or "

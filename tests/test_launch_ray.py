@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -179,10 +181,12 @@ def test_launch_joins_an_existing_cluster(tmp_path):
     authentication on by default) instead of starting one, and leaves it running."""
     port = free_port()
     ray_bin = str(Path(sys.executable).parent / "ray")
+    # its own temp dir, so the machine's /tmp/ray/ray_current_cluster never names this head
+    temp_dir = tempfile.mkdtemp(prefix="grhead", dir="/tmp")  # short: socket paths
     start = subprocess.run([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1",
                             "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
-                            "--disable-usage-stats"], capture_output=True, text=True,
-                           timeout=180)
+                            "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+                           capture_output=True, text=True, timeout=180)
     head = [p for p in descendants(1) if f"{port}" in cmdline(p)]
     try:
         assert start.returncode == 0, start.stderr[-2000:]
@@ -201,6 +205,26 @@ def test_launch_joins_an_existing_cluster(tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_local_launch_ignores_a_stale_cluster_file(tmp_path):
+    """A head that died without `ray stop` leaves its address in Ray's current-cluster
+    file; a local launch must still start its own Ray instead of hanging on the dead one."""
+    from ray._private.utils import get_ray_address_file
+
+    address_file = Path(get_ray_address_file(None))
+    if address_file.exists():
+        pytest.skip(f"{address_file} belongs to a running cluster on this machine")
+    address_file.parent.mkdir(parents=True, exist_ok=True)
+    address_file.write_text(f"127.0.0.1:{free_port()}")
+    try:
+        spec = write_spec(tmp_path / "stale.py", "stale", "Factor('lr', [0.05])",
+                          scheduler="None", epochs=1, seeds=1)
+        proc = gridrun("launch", spec, "--out", tmp_path / "run", cwd=tmp_path)
+    finally:
+        address_file.unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_unreachable_cluster_is_one_clear_error(tmp_path):
