@@ -8,9 +8,14 @@ import io
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Table", "render", "FORMATS"]
+__all__ = ["Table", "render", "FORMATS", "metric_scale"]
 
 FORMATS = ("markdown", "latex", "html", "csv")
+
+
+def metric_scale(metric: str) -> tuple[float, str]:
+    """How tables and plots show a metric: accuracies in percent, losses as they are."""
+    return (100.0, " (%)") if metric.endswith("acc") else (1.0, "")
 
 
 @dataclass(frozen=True)

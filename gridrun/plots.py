@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from gridrun._render import metric_scale
+
 __all__ = ["write_plots"]
 
 
@@ -18,10 +20,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _scale(metric: str) -> float:
-    return 100.0 if metric.endswith("acc") else 1.0
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
@@ -44,7 +42,7 @@ def forest(a, out_dir: Path) -> list[Path]:
     effects = a.main_effects or a.add_one_in or a.leave_one_out or a.cumulative
     if not effects:
         return []
-    plt, k = _pyplot(), _scale(a.metric)
+    plt, k = _pyplot(), metric_scale(a.metric)[0]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(effects) + 1.4),
                            layout="constrained")
     for y, e in enumerate(reversed(effects)):
@@ -69,7 +67,7 @@ def forest(a, out_dir: Path) -> list[Path]:
 def heatmap(a, out_dir: Path) -> list[Path]:
     if not a.interactions:
         return []
-    plt, k = _pyplot(), _scale(a.metric)
+    plt, k = _pyplot(), metric_scale(a.metric)[0]
     names = list(a.factors)
     grid = [[math.nan] * len(names) for _ in names]
     for i in a.interactions:  # the first (largest) entry per pair wins
@@ -95,7 +93,7 @@ def curves(a, out_dir: Path) -> list[Path]:
     factors = [f for f in a.factors if a.curves.get(f)]
     if not factors:
         return []
-    plt, k = _pyplot(), _scale(a.metric)
+    plt, k = _pyplot(), metric_scale(a.metric)[0]
     cols = min(3, len(factors))
     rows = math.ceil(len(factors) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)

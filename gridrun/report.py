@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gridrun._render import FORMATS, Table, render
+from gridrun._render import FORMATS, Table, metric_scale, render
 from gridrun.store import read_run
 
 __all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
@@ -18,15 +18,11 @@ __all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
 VIEWS = ("effects", "add_one_in", "leave_one_out", "cumulative", "configs")
 
 
-def _scale(metric: str) -> tuple[float, str]:
-    return (100.0, " (%)") if metric.endswith("acc") else (1.0, "")
-
-
 class _Fmt:
     """Number formatting in the metric's units (accuracy in percent)."""
 
     def __init__(self, metric: str):
-        self.k, self.unit = _scale(metric)
+        self.k, self.unit = metric_scale(metric)
 
     def v(self, x, signed=False) -> str:
         if x is None or (isinstance(x, float) and math.isnan(x)):
