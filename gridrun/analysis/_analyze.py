@@ -66,6 +66,11 @@ class Analysis:
     survival: Survival
     curves: dict
     notes: tuple[str, ...]
+    # How the numbers were obtained, in one sentence (which cells, which budget), e.g.
+    # "every cell at epoch 12" or "the 16-cell resolution IV fraction at epoch 12".
+    basis: str = ""
+    # ASHA diagnostics (gridrun.analysis._diagnostics.Diagnostics) for runs with a scheduler.
+    diagnostics: Any = None
 
     @property
     def best(self) -> ConfigSummary | None:
