@@ -1,17 +1,32 @@
-"""The PyTorch training loop of one trial: data on the device, model, optimizer, epochs.
+"""The PyTorch training loop of one trial, steppable one epoch at a time and resumable.
 
     >>> from gridrun.design import resolve_config
     >>> config = resolve_config({"backbone": "simple_cnn"}, {"epochs": 2})
     >>> summary = train(config, data, seed=0, report=print)          # doctest: +SKIP
 
-Reads top to bottom: check the config, put the whole dataset on the device, build the
-model and optimizer, then a short loop that reports once per epoch. The test set is
-evaluated exactly once, after the last epoch, and goes into the last report.
+or, driving the epochs yourself (several seeds sharing one copy of the data on the device):
+
+    >>> shared = prepare_data(data)                                  # doctest: +SKIP
+    >>> trainers = [Trainer(config, shared, seed=s) for s in range(3)]   # doctest: +SKIP
+    >>> metrics = [t.step() for t in trainers]                       # doctest: +SKIP
+    >>> trainers[0].save("seed0.pt")                                 # doctest: +SKIP
+    >>> Trainer.load("seed0.pt", shared).epoch                       # doctest: +SKIP
+    1
+
+Reads top to bottom: ``train`` (a loop over a Trainer), then the Trainer: check the config,
+take the data on the device (``_data.py``), build the model, optimizer and random streams of
+one seed, then train one epoch per ``step``; its checkpoints (files in ``_checkpoint.py``);
+then evaluation. The test set is evaluated exactly once, after the last epoch, and goes into
+the last epoch's metrics. A trainer owns all of its randomness, so trainers stepped in any
+interleaving in one process do not perturb each other, and a checkpoint continues exactly as
+if never stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from typing import Any, Callable, Mapping
 
@@ -21,10 +36,14 @@ import torch.nn.functional as F
 
 from gridrun import techniques
 from gridrun.torch._augment import augment
+from gridrun.torch._checkpoint import (STATE_FORMAT, check_format, check_same, cpu_copy,
+                                       read_state, write_state)
+from gridrun.torch._data import prepare_data
 from gridrun.torch._models import build_model, count_parameters
 from gridrun.torch._optim import make_optimizer, resolve_lr
 
-__all__ = ["train", "check_config", "IMPLEMENTED", "REPORT_KEYS", "EVAL_BATCH"]
+__all__ = ["train", "Trainer", "set_threads", "check_config", "IMPLEMENTED", "REPORT_KEYS",
+           "EVAL_BATCH"]
 
 # The techniques this trainer implements: a config must set each of them and nothing else.
 IMPLEMENTED = ("augmentation", "batchnorm", "dropout", "optimizer", "lr", "weight_decay",
@@ -41,90 +60,242 @@ def train(config: Mapping[str, Any], data, *, seed: int,
     """Train one configuration on ``data`` and ``report`` metrics once per epoch.
 
     ``config`` maps every technique this trainer implements to its value (see
-    ``gridrun.design.resolve_config``); unknown or missing keys raise ValueError. ``seed``
-    fixes initialisation, data order and augmentation: the same seed gives identical metrics
-    on CPU. ``device`` None means "cuda" when available, else "cpu"; ``threads`` sets
-    ``torch.set_num_threads``. Each report holds epoch, train_loss, train_acc (over the
-    epoch's training batches), val_loss, val_acc, lr, epoch_seconds (training plus
-    validation) and params; the last adds test_acc. Returns the last report plus
-    best_val_acc, best_epoch, seconds (total wall time) and device. A non-finite loss
-    raises RuntimeError.
+    ``gridrun.design.resolve_config``); unknown or missing keys raise ValueError. ``data`` is
+    a gridrun Dataset or a :class:`DeviceData`. ``seed`` fixes initialisation, data order,
+    augmentation and dropout: the same seed gives identical metrics on CPU. ``device`` None
+    means "cuda" when available, else "cpu"; ``threads`` sets ``torch.set_num_threads``.
+    Each report holds epoch, train_loss, train_acc (over the epoch's training batches),
+    val_loss, val_acc, lr, epoch_seconds (training plus validation) and params; the last
+    adds test_acc. Returns the last report plus best_val_acc, best_epoch, seconds (total wall
+    time) and device. A non-finite loss raises RuntimeError. A loop over :class:`Trainer`.
     """
-    cfg = check_config(config)
-    device = _pick_device(device)
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        torch.set_num_threads(threads)
+    check_config(config)  # a bad config fails before anything changes in the process
+    set_threads(threads)
     started = time.perf_counter()
-    init_seed, order_seed, aug_seed = (int(s) for s in
-                                       np.random.SeedSequence(seed).generate_state(3))
-    # Separate streams: switching augmentation or dropout on leaves the data order alone.
-    order_gen = torch.Generator().manual_seed(order_seed)
-    aug_gen = torch.Generator().manual_seed(aug_seed)
+    trainer = Trainer(config, data, seed=seed, device=device)
+    while not trainer.done:
+        metrics = trainer.step()
+        # Under Ray Tune with ASHA this call may never return: nothing after it but the loop.
+        report(dict(metrics))
+    return {**metrics, "best_val_acc": trainer.best_val_acc, "best_epoch": trainer.best_epoch,
+            "seconds": time.perf_counter() - started, "device": str(trainer.device)}
 
-    # ---------------------------------------------------------------- data
-    x_train, y_train = _images(data.x_train, device), _labels(data.y_train, device)
-    x_val, y_val = _images(data.x_val, device), _labels(data.y_val, device)
-    x_test, y_test = _images(data.x_test, device), _labels(data.y_test, device)
-    num_classes = int(data.num_classes)  # a gridrun.data.Dataset has checked its arrays
-    var, mean = torch.var_mean(x_train, dim=(0, 2, 3), correction=0, keepdim=True)
-    std = var.sqrt().clamp_min(1e-3)  # a constant channel becomes 0, not inf
 
-    def standardize(x: torch.Tensor) -> torch.Tensor:
-        return (x - mean) / std
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)``; None leaves torch's setting alone.
 
-    # ---------------------------------------------------------------- model
-    torch.manual_seed(init_seed)  # init and dropout masks (seeds CUDA too)
-    _, channels, height, width = x_train.shape
-    model = build_model(cfg["backbone"], channels, num_classes, (height, width),
-                        cfg["batchnorm"], cfg["dropout"]).to(device)
-    params = count_parameters(model)
-    lr = resolve_lr(cfg["optimizer"], cfg["lr"])
-    optimizer = make_optimizer(cfg["optimizer"], model.parameters(), lr, cfg["weight_decay"])
+        >>> set_threads(2); torch.get_num_threads()                   # doctest: +SKIP
+        2
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- model: one seed's trainer
+
+class Trainer:
+    """One seed of one configuration, trained one epoch per :meth:`step`, checkpointable.
+
+    ``config`` and ``seed`` as for :func:`train`; ``data`` a Dataset or a shared
+    :class:`DeviceData`. ``epoch`` counts the epochs done, ``epochs`` is the budget.
+
+    The trainer owns all of its randomness: generators for data order and augmentation,
+    and its own state of torch's global RNG (initialisation and dropout draw from it),
+    swapped in only while it builds or trains. So trainers stepped in any interleaving in
+    one process give the metrics each gives alone, and :meth:`state_dict` / :meth:`save`
+    continue exactly where they stopped (bit-exactly on CPU; on CUDA as far as its kernels
+    are deterministic).
+
+        >>> trainer = Trainer(config, data, seed=0, device="cpu")       # doctest: +SKIP
+        >>> while not trainer.done:                                     # doctest: +SKIP
+        ...     metrics = trainer.step()
+        >>> "test_acc" in metrics                                       # doctest: +SKIP
+        True
+    """
+
+    def __init__(self, config: Mapping[str, Any], data, *, seed: int,
+                 device: str | torch.device | None = None):
+        self.config = check_config(config)
+        self.data = prepare_data(data, device)
+        self.device, self.seed, self.epochs = self.data.device, int(seed), self.config["epochs"]
+        self.epoch, self.best_val_acc, self.best_epoch = 0, -1.0, 0
+        self.seconds = 0.0  # wall time spent in step(), carried across checkpoints
+        init_seed, order_seed, aug_seed = (int(s) for s in
+                                           np.random.SeedSequence(seed).generate_state(3))
+        # Separate streams: switching augmentation or dropout on leaves the data order alone.
+        self._order_gen = torch.Generator().manual_seed(order_seed)
+        self._aug_gen = torch.Generator().manual_seed(aug_seed)
+        self._global_rng = _seeded_global_rng(init_seed, self.device)
+        cfg, (channels, height, width) = self.config, self.data.image_shape
+        with self._own_global_rng():
+            self.model = build_model(cfg["backbone"], channels, self.data.num_classes,
+                                     (height, width), cfg["batchnorm"],
+                                     cfg["dropout"]).to(self.device)
+        self.params = count_parameters(self.model)
+        self.lr = resolve_lr(cfg["optimizer"], cfg["lr"])
+        self.optimizer = make_optimizer(cfg["optimizer"], self.model.parameters(), self.lr,
+                                        cfg["weight_decay"])
+
+    @property
+    def done(self) -> bool:
+        """True once all ``epochs`` are trained."""
+        return self.epoch >= self.epochs
+
+    @contextlib.contextmanager
+    def _own_global_rng(self):
+        """Swap this trainer's state of torch's global RNG in (CPU, and CUDA when it trains
+        there) and the process's back afterwards: dropout has no generator argument."""
+        cuda = self.device if self.device.type == "cuda" else None
+        outer = torch.get_rng_state(), torch.cuda.get_rng_state(cuda) if cuda else None
+        torch.set_rng_state(self._global_rng["cpu"])
+        if cuda:
+            torch.cuda.set_rng_state(self._global_rng["cuda"], cuda)
+        try:
+            yield
+        finally:
+            self._global_rng = {"cpu": torch.get_rng_state(),
+                                "cuda": torch.cuda.get_rng_state(cuda) if cuda else None}
+            torch.set_rng_state(outer[0])
+            if cuda:
+                torch.cuda.set_rng_state(outer[1], cuda)
 
     # ---------------------------------------------------------------- train
-    n, batch_size, epochs = len(y_train), cfg["batch_size"], cfg["epochs"]
-    best_val_acc, best_epoch = -1.0, 0
-    for epoch in range(1, epochs + 1):
-        epoch_start = time.perf_counter()
+
+    def step(self) -> dict:
+        """Train the next epoch and return its metrics: REPORT_KEYS, plus test_acc after the
+        last epoch. RuntimeError when all epochs are done, or on a non-finite loss.
+
+            >>> trainer.step()["epoch"]                                 # doctest: +SKIP
+            1
+        """
+        if self.done:
+            raise RuntimeError(f"all {self.epochs} epochs are trained; nothing left to step")
+        start, epoch, data = time.perf_counter(), self.epoch + 1, self.data
+        with self._own_global_rng():
+            train_loss, train_acc = self._train_epoch()
+        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, data.standardize)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            cfg = self.config
+            raise RuntimeError(
+                f"non-finite loss in epoch {epoch} (train_loss={train_loss}, "
+                f"val_loss={val_loss}) with optimizer={cfg['optimizer']}, lr={self.lr:g}, "
+                f"backbone={cfg['backbone']}, batchnorm={cfg['batchnorm']}; training "
+                f"diverged, try a smaller lr")
+        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                   "val_loss": val_loss, "val_acc": val_acc,
+                   "lr": self.optimizer.param_groups[0]["lr"],
+                   "epoch_seconds": time.perf_counter() - start, "params": self.params}
+        if val_acc > self.best_val_acc:
+            self.best_val_acc, self.best_epoch = val_acc, epoch
+        if epoch == self.epochs:  # the only look at the test set
+            metrics["test_acc"] = _evaluate(self.model, data.x_test, data.y_test,
+                                            data.standardize)[1]
+        self.epoch = epoch
+        self.seconds += time.perf_counter() - start
+        return metrics
+
+    def _train_epoch(self) -> tuple[float, float]:
+        """One pass over the training set in this seed's order: mean loss and accuracy."""
+        data, model, optimizer = self.data, self.model, self.optimizer
+        n, batch_size = len(data.y_train), self.config["batch_size"]
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        order = torch.randperm(n, generator=order_gen).to(device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        order = torch.randperm(n, generator=self._order_gen).to(self.device)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if cfg["augmentation"]:
-                xb = augment(xb, aug_gen)  # on [0, 1] pixels, so the padding is black
-            logits = model(standardize(xb))
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            if self.config["augmentation"]:
+                xb = augment(xb, self._aug_gen)  # on [0, 1] pixels, so the padding is black
+            logits = model(data.standardize(xb))
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach() * len(yb)
             correct += (logits.detach().argmax(1) == yb).sum()
-        train_loss, train_acc = loss_sum.item() / n, correct.item() / n
-        val_loss, val_acc = _evaluate(model, x_val, y_val, standardize)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            raise RuntimeError(
-                f"non-finite loss in epoch {epoch} (train_loss={train_loss}, "
-                f"val_loss={val_loss}) with optimizer={cfg['optimizer']}, lr={lr:g}, "
-                f"backbone={cfg['backbone']}, batchnorm={cfg['batchnorm']}; training "
-                f"diverged, try a smaller lr")
-        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc,
-                   "lr": optimizer.param_groups[0]["lr"],
-                   "epoch_seconds": time.perf_counter() - epoch_start, "params": params}
-        if val_acc > best_val_acc:
-            best_val_acc, best_epoch = val_acc, epoch
-        if epoch == epochs:  # the only look at the test set
-            metrics["test_acc"] = _evaluate(model, x_test, y_test, standardize)[1]
-        # Under Ray Tune with ASHA this call may never return: nothing after it but the loop.
-        report(dict(metrics))
+        return loss_sum.item() / n, correct.item() / n
 
-    return {**metrics, "best_val_acc": best_val_acc, "best_epoch": best_epoch,
-            "seconds": time.perf_counter() - started, "device": str(device)}
+    # ---------------------------------------------------------------- checkpoint
+
+    def state_dict(self) -> dict:
+        """A snapshot (CPU copies) of everything needed to continue exactly: config, seed,
+        the data's signature, epoch, best_val_acc, best_epoch, params, seconds, model,
+        optimizer and every random state (data order, augmentation, torch's global RNG)."""
+        rng = {"order": self._order_gen.get_state(), "augment": self._aug_gen.get_state(),
+               "global_cpu": self._global_rng["cpu"], "global_cuda": self._global_rng["cuda"]}
+        return cpu_copy({
+            "format": STATE_FORMAT, "config": dict(self.config), "seed": self.seed,
+            "data": self.data.signature(), "epoch": self.epoch,
+            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
+            "params": self.params, "seconds": self.seconds, "rng": rng,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict` or a file :meth:`save` wrote).
+        ValueError if it was saved with another config, seed or dataset."""
+        self._check_state(state)
+        state = cpu_copy(state)  # the optimizer would otherwise share the caller's tensors
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        rng = state["rng"]
+        self._order_gen.set_state(rng["order"])
+        self._aug_gen.set_state(rng["augment"])
+        cuda = rng["global_cuda"] if self.device.type == "cuda" else None
+        # A CPU checkpoint continued on CUDA keeps this trainer's seeded CUDA state.
+        self._global_rng = {"cpu": rng["global_cpu"],
+                            "cuda": self._global_rng["cuda"] if cuda is None else cuda}
+        self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
+        self.best_val_acc, self.seconds = state["best_val_acc"], state["seconds"]
+
+    def _check_state(self, state: Mapping[str, Any]) -> None:
+        check_format(state)
+        check_same("config", self.config, state["config"])
+        check_same("data", self.data.signature(), state["data"])
+        if state["seed"] != self.seed:
+            raise ValueError(f"the state is of seed {state['seed']}, this trainer's is "
+                             f"{self.seed}")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically (a temporary file beside it, then
+        ``os.replace``): an interrupted save leaves the previous checkpoint intact.
+
+            >>> trainer.save(tmp_path / "seed0.pt")                     # doctest: +SKIP
+        """
+        write_state(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, data, *,
+             device: str | torch.device | None = None) -> "Trainer":
+        """A trainer continued from a file :meth:`save` wrote; ``data`` as for Trainer.
+        Read with ``torch.load(weights_only=True)``: the file holds only tensors and plain
+        values.
+
+            >>> trainer = Trainer.load("seed0.pt", shared)              # doctest: +SKIP
+        """
+        state = read_state(path)
+        trainer = cls(state["config"], data, seed=state["seed"], device=device)
+        trainer.load_state_dict(state)
+        return trainer
+
+
+# ---------------------------------------------------------------- evaluate
+
+@torch.inference_mode()
+def _evaluate(model, x: torch.Tensor, y: torch.Tensor, standardize) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over the whole split, in eval mode."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for start in range(0, len(y), EVAL_BATCH):
+        logits = model(standardize(x[start:start + EVAL_BATCH]))
+        yb = y[start:start + EVAL_BATCH]
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item() / len(y), correct.item() / len(y)
 
 
 # ---------------------------------------------------------------- helpers
@@ -153,36 +324,10 @@ def check_config(config: Mapping[str, Any]) -> dict:
     return checked
 
 
-def _pick_device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but torch sees no CUDA device")
-    return dev
-
-
-def _images(x, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, C) numpy -> float (N, C, H, W) in [0, 1] on ``device``. The uint8 array
-    is moved first: a quarter of the bytes of float32."""
-    # np.require copies only a read-only or non-contiguous array (torch wants it writable).
-    t = torch.from_numpy(np.require(x, requirements=["C", "W"])).to(device)
-    return t.permute(0, 3, 1, 2).contiguous().float().div_(255)
-
-
-def _labels(y, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-
-
-@torch.inference_mode()
-def _evaluate(model, x: torch.Tensor, y: torch.Tensor, standardize) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over the whole split, in eval mode."""
-    model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for start in range(0, len(y), EVAL_BATCH):
-        logits = model(standardize(x[start:start + EVAL_BATCH]))
-        yb = y[start:start + EVAL_BATCH]
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
-    return loss_sum.item() / len(y), correct.item() / len(y)
+def _seeded_global_rng(seed: int, device: torch.device) -> dict:
+    """torch's global RNG state (CPU, and CUDA on a CUDA device) as ``torch.manual_seed(seed)``
+    leaves it, made without touching the process's own."""
+    cpu = torch.Generator().manual_seed(seed).get_state()
+    if device.type != "cuda":
+        return {"cpu": cpu, "cuda": None}
+    return {"cpu": cpu, "cuda": torch.Generator(device).manual_seed(seed).get_state()}
