@@ -1,16 +1,15 @@
-"""Format ``Table`` records as Markdown, LaTeX (booktabs), HTML or CSV. Formatting only."""
+"""Format ``Table`` records as Markdown, LaTeX (booktabs) or HTML. Formatting only; the
+machine-readable CSV and JSON come from ``gridrun._tidy``, with numbers, not text."""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
 from dataclasses import dataclass, field
 
 __all__ = ["Table", "render", "FORMATS", "metric_scale"]
 
-FORMATS = ("markdown", "latex", "html", "csv")
+FORMATS = ("markdown", "latex", "html")
 
 
 def metric_scale(metric: str) -> tuple[float, str]:
@@ -34,7 +33,7 @@ class Table:
 def render(tables: list[Table], fmt: str, *, heading: str = "", notes=()) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    return {"markdown": _markdown, "latex": _latex, "html": _html, "csv": _csv}[fmt](
+    return {"markdown": _markdown, "latex": _latex, "html": _html}[fmt](
         tables, heading, list(notes))
 
 
@@ -100,14 +99,3 @@ def _html(tables, heading, notes) -> str:
         out.append("</tbody></table>")
     out += [f"<p>{esc(n)}</p>" for n in notes]
     return "\n".join(out) + "\n"
-
-
-def _csv(tables, heading, notes) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for t in tables:
-        writer.writerow(["table", *t.headers])
-        for row in t.rows:
-            writer.writerow([t.key, *row])
-        writer.writerow([])
-    return buf.getvalue()
