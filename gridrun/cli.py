@@ -106,9 +106,11 @@ def _print_launch_summary(result) -> None:
     from gridrun.report import report_text
 
     state = "interrupted" if result.interrupted else "finished"
+    confirmed = (f", {result.confirmed} continued to the full budget"
+                 if result.confirmed else "")
     click.echo(f"{state} in {result.seconds:.1f} s: {result.trials} trials "
                f"({result.completed} completed, {result.stopped_early} stopped by ASHA, "
-               f"{result.errors} errors) -> {result.run_dir}")
+               f"{result.errors} errors{confirmed}) -> {result.run_dir}")
     click.echo()
     click.echo(report_text(result.run_dir, plots_dir=result.run_dir / "plots"), nl=False)
     click.echo(f"\nplots: {result.run_dir / 'plots'}; full report: gridrun report "
@@ -123,8 +125,11 @@ def _print_launch_summary(result) -> None:
 
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "html", "csv"]),
-              default="markdown", show_default=True, help="Output format (LaTeX uses booktabs).")
+@click.option("--format", "fmt",
+              type=click.Choice(["markdown", "latex", "html", "csv", "json"]),
+              default="markdown", show_default=True,
+              help="Output format (LaTeX uses booktabs); csv and json hold every table as "
+                   "numbers in the metric's own units, for pandas.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to this file instead of printing it.")
 @click.option("--metric", type=click.Choice(["val_acc", "val_loss", "train_acc", "train_loss"]),
@@ -139,18 +144,25 @@ def _print_launch_summary(result) -> None:
 @click.option("--plots/--no-plots", default=False, show_default=True,
               help="Also draw the plots (PNG and PDF) into RUN/plots; launch draws them at the "
                    "end of every run.")
+@click.option("--table", default=None, metavar="NAME",
+              help="With --format csv or json, only this table: levels, techniques, "
+                   "configurations, add_one_in, leave_one_out, cumulative, interactions, "
+                   "variance, gap, survival (and the ASHA diagnostics tables of a run with a "
+                   "scheduler).")
 def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: int | None,
-           view: str | None, plots: bool) -> None:
+           view: str | None, plots: bool, table: str | None) -> None:
     """Write the ablation report of the run folder RUN. Reads only its Parquet files and
     run.json, so it works without Ray, PyTorch or TensorFlow.
 
     Example: gridrun report runs/quickstart --format latex --out table.tex
+
+    Example: gridrun report runs/quickstart --format csv --table techniques
     """
     from gridrun.report import report_text
 
     try:
         text = report_text(run, fmt=fmt, metric=metric, budget=budget, view=view,
-                           plots_dir=run / "plots" if plots else None)
+                           plots_dir=run / "plots" if plots else None, table=table)
     except _user_errors() + (ValueError,) as e:
         _fail(str(e))
     if out is None:
@@ -164,6 +176,34 @@ def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: in
     except OSError as e:
         _fail(f"{out}: cannot write the report ({e.strerror})")
     click.echo(f"wrote {out}" + (f" and plots in {run / 'plots'}" if plots else ""), err=True)
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--top", type=click.IntRange(min=0), default=None,
+              help="Best screened cells to bring to the full budget (default: the spec's "
+                   "ASHA confirm, usually 1).")
+@click.option("--address", envvar="RAY_ADDRESS", default=None,
+              help="Join the Ray cluster at this address (default: start Ray in-process).")
+@click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
+def confirm(run: Path, top: int | None, address: str | None, verbose: bool) -> None:
+    """Bring the cells the table of RUN needs to the full budget: anchors that did not get
+    there and the best screened cells, continued from their checkpoints (trained from the
+    start when the run has none, as runs made before gridrun scheduled cells). The run
+    folder is rewritten in one step; other trials are kept as they are.
+
+    Example: gridrun confirm runs/quickstart --top 3
+    """
+    try:
+        from gridrun.launch import confirm as run_confirm
+    except ImportError as e:
+        _fail(f"confirming needs Ray and PyTorch ({e.name} is missing): "
+              "pip install 'gridrun[torch]'")
+    try:
+        result = run_confirm(run, top=top, address=address, verbose=verbose)
+    except _user_errors() as e:
+        _fail(str(e))
+    _print_launch_summary(result)
 
 
 @main.command(name="techniques")

@@ -26,13 +26,11 @@ from typing import Any, Mapping
 from gridrun import store
 from gridrun._progress import LiveView, Progress
 from gridrun._runinfo import hardware, run_info
-from gridrun.design import Trial, expand
+from gridrun._cells import EPOCH_KEYS, epoch_rows, trial_row, trial_status
+from gridrun.design import expand
 
-__all__ = ["launch", "LaunchResult", "trial_row", "trial_status", "RunExistsError",
-           "ClusterError", "join_auth_mode"]
-
-EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-
+__all__ = ["launch", "confirm", "LaunchResult", "trial_row", "trial_status", "epoch_rows",
+           "RunExistsError", "ClusterError", "join_auth_mode", "checkpoint_path"]
 
 class RunExistsError(ValueError):
     """The output folder already holds a run and overwriting was not asked for."""
@@ -51,71 +49,65 @@ class LaunchResult:
     errors: int
     seconds: float
     interrupted: bool
-
-
-# -- pure helpers ----------------------------------------------------------------------
-def trial_status(epochs_run: int, max_epochs: int, error: str | None,
-                 stopped_by_scheduler: bool) -> str | None:
-    """completed (all epochs), stopped_early (the scheduler stopped it before the last
-    epoch), error (the trial raised or its worker died), or None: the trial ended for
-    another reason (the launch was interrupted), so it has no result to store."""
-    if error:
-        return "error"
-    if epochs_run >= max_epochs:
-        return "completed"
-    return "stopped_early" if stopped_by_scheduler else None
-
-
-def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int,
-              error: str | None = None, stopped_by_scheduler: bool = False,
-              wall_seconds: float | None = None) -> dict | None:
-    """The trials.parquet row of one trial, from the metrics it reported (one per epoch);
-    None for a trial that was cut off by an interrupted launch."""
-    val = [r["val_acc"] for r in reports]
-    finite = [(v, i) for i, v in enumerate(val) if v is not None and math.isfinite(v)]
-    best_val, best_i = max(finite, key=lambda t: t[0]) if finite else (None, None)
-    last = reports[-1] if reports else {}
-    status = trial_status(len(reports), max_epochs, error, stopped_by_scheduler)
-    if status is None:
-        return None
-    return {
-        "trial_id": trial.trial_id, **trial.levels, "seed": trial.seed, "status": status,
-        "epochs_run": len(reports), "last_val_acc": last.get("val_acc"),
-        "best_val_acc": best_val,
-        "best_epoch": None if best_i is None else int(reports[best_i]["epoch"]),
-        "test_acc": last.get("test_acc") if status == "completed" else None,
-        "params": last.get("params"),
-        "wall_seconds": last.get("elapsed", wall_seconds) if reports else wall_seconds,
-        "error": error,
-    }
-
-
-def epoch_rows(trial_id: str, reports: list[Mapping[str, Any]]) -> list[dict]:
-    return [{"trial_id": trial_id, "epoch": int(r["epoch"]),
-             **{k: r.get(k) for k in EPOCH_KEYS}, "seconds": r.get("epoch_seconds")}
-            for r in reports]
+    confirmed: int = 0  # trials continued from a checkpoint to the full budget
 
 
 # -- the trainable (runs in Ray workers) ---------------------------------------------------
-def _trainable(config: dict, data=None) -> None:
+def checkpoint_path(directory: str | Path, trial_id: str) -> Path:
+    """Where one trial's (configuration + seed) latest rung checkpoint is kept."""
+    return Path(directory) / f"{trial_id}.pt"
+
+
+def _cell_trainable(config: dict, data=None) -> None:
+    """Train every seed of one cell in lockstep and report once per epoch: the seeds' mean
+    metric (what the scheduler judges) and each seed's own metrics. Before each report at an
+    epoch in ``save_at``, every seed is checkpointed, because the scheduler may stop the
+    cell at that report and the loop never resumes. A seed that raises is dropped and
+    reported as an error; the cell goes on with the others."""
     from ray import tune
 
-    from gridrun.torch import train
+    from gridrun.torch import Trainer, prepare_data, set_threads
 
-    spec = config["trial"]
-    start = time.perf_counter()
-
-    def report(metrics: dict) -> None:
-        tune.report({**metrics, "elapsed": time.perf_counter() - start})
-
-    train(spec["config"], data, seed=spec["seed"], report=report, threads=config["threads"])
+    cell, metric = config["cell"], config["metric"]
+    set_threads(config["threads"])
+    shared = prepare_data(data)
+    trainers, errors = {}, {}
+    for t in cell["trials"]:
+        path = checkpoint_path(cell["checkpoints"], t["trial_id"])
+        try:
+            if cell["resume"] and path.is_file():
+                trainers[t["trial_id"]] = Trainer.load(path, shared)
+            else:
+                trainers[t["trial_id"]] = Trainer(cell["config"], shared, seed=t["seed"])
+        except (RuntimeError, ValueError, OSError) as e:
+            errors[t["trial_id"]] = f"{type(e).__name__}: {e}"
+    save_at = set(cell["save_at"])
+    while trainers and min(tr.epoch for tr in trainers.values()) < cell["epochs"]:
+        per_seed = {}
+        for tid, tr in list(trainers.items()):
+            try:
+                per_seed[tid] = {**tr.step(), "elapsed": tr.seconds}
+            except (RuntimeError, ValueError) as e:  # e.g. a diverged seed
+                errors[tid] = f"{type(e).__name__}: {e}"
+                del trainers[tid]
+        if not per_seed:
+            break
+        epoch = next(iter(per_seed.values()))["epoch"]
+        if epoch in save_at:
+            for tid, tr in trainers.items():
+                tr.save(checkpoint_path(cell["checkpoints"], tid))
+        vals = [m[metric] for m in per_seed.values() if math.isfinite(m[metric])]
+        tune.report({"epoch": epoch, metric: sum(vals) / len(vals) if vals else math.nan,
+                     "per_seed": per_seed, "seed_errors": dict(errors)})
+    if not trainers and errors:
+        raise RuntimeError(next(iter(errors.values())))
 
 
 def _make_collector(progress: Progress, metric: str, live, scheduler):
     from ray import tune
 
     class Collector(tune.Callback):
-        """Keeps every reported epoch on the driver and drives the progress view.
+        """Keeps every seed's reported epochs on the driver and drives the progress view.
 
         Nothing here is closed over: Tune pickles callbacks (class included) into its
         experiment state, and the console inside the live view cannot be pickled."""
@@ -126,23 +118,30 @@ def _make_collector(progress: Progress, metric: str, live, scheduler):
             self.reports: dict[str, list] = {}
             self.errors: dict[str, str] = {}
             self.ended: set[str] = set()
+            self.epochs = 0
 
         def __getstate__(self):
             return {}  # what this holds only means something in this driver process
 
         @staticmethod
-        def _tid(trial) -> str:
-            return trial.config["trial"]["trial_id"]
+        def _ids(trial) -> list[str]:
+            return [t["trial_id"] for t in trial.config["cell"]["trials"]]
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.progress.start(self._tid(trial))
+            for tid in self._ids(trial):
+                self.progress.start(tid)
             self.live()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            keep = {k: result.get(k) for k in
-                    ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params", "elapsed")}
-            self.reports.setdefault(self._tid(trial), []).append(keep)
-            self.progress.result(result.get(self.metric))
+            for tid, m in (result.get("per_seed") or {}).items():
+                keep = {k: m.get(k) for k in
+                        ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params",
+                         "elapsed")}
+                self.reports.setdefault(tid, []).append(keep)
+                self.progress.result(m.get(self.metric))
+            for tid, text in (result.get("seed_errors") or {}).items():
+                if tid not in self.errors:
+                    self.errors[tid] = text
             self.live()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -152,20 +151,21 @@ def _make_collector(progress: Progress, metric: str, live, scheduler):
             self._end(trial, _error_text(trial))
 
         def _end(self, trial, error):
-            tid = self._tid(trial)
-            if tid in self.ended:
-                return
-            self.ended.add(tid)
-            if error:
-                self.errors[tid] = error
-            n = len(self.reports.get(tid, []))
-            status = trial_status(n, trial.config["trial"]["epochs"], error,
-                                  self.stopped_by_scheduler(tid))
-            self.progress.finish(tid, status or "interrupted")
+            epochs = trial.config["cell"]["epochs"]
+            for tid in self._ids(trial):
+                if error and tid not in self.errors:
+                    self.errors[tid] = error
+                if tid in self.ended and len(self.reports.get(tid, [])) < epochs:
+                    continue
+                self.ended.add(tid)
+                n = len(self.reports.get(tid, []))
+                status = trial_status(n, epochs, self.errors.get(tid),
+                                      self.stopped_by_scheduler(tid))
+                self.progress.finish(tid, status or "interrupted")
             self.live()
 
         def stopped_by_scheduler(self, tid: str) -> bool:
-            return self.scheduler is not None and tid in self.scheduler.stopped
+            return self.scheduler is not None and tid in self.scheduler.stopped_trials
 
     return Collector(progress, metric, live, scheduler)
 
@@ -251,27 +251,44 @@ def _init_ray(address: str | None, verbose: bool) -> None:
                            f"{first}{hint}") from None
 
 
-def _scheduler(ablation):
-    """ASHA that remembers which trials it stopped: only those are stopped_early. A trial
-    ended by anything else before its last epoch (Ctrl-C) is not a result."""
-    if ablation.scheduler is None:
+def _scheduler(ablation, cells, anchors):
+    """The ablation-aware ASHA of ``gridrun.schedule`` as a Ray Tune scheduler: one Tune
+    trial is one cell; anchors always continue; stratified promotion. None when nothing
+    may be stopped (no scheduler, or every cell is an anchor)."""
+    if ablation.scheduler is None or anchors.is_all:
         return None
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-    class RecordingASHA(ASHAScheduler):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.stopped: set[str] = set()
+    from gridrun.schedule import RungState, asha_rungs, strata_of
+
+    sch = ablation.scheduler
+    state = RungState(asha_rungs(ablation.epochs, sch.grace_period, sch.reduction_factor),
+                      sch.reduction_factor, ablation.mode, protected=anchors.keys(),
+                      strata={c.key: strata_of(c.levels) for c in cells})
+    seeds = {c.key: [t.trial_id for t in c.trials] for c in cells}
+
+    class CellASHA(FIFOScheduler):
+        def __init__(self):
+            super().__init__()
+            self.state, self.stopped_trials = state, set()
 
         def on_trial_result(self, tune_controller, trial, result):
-            action = super().on_trial_result(tune_controller, trial, result)
-            if action == TrialScheduler.STOP:
-                self.stopped.add(trial.config["trial"]["trial_id"])
-            return action
+            key = trial.config["cell"]["key"]
+            if self.state.on_result(key, result["epoch"], result.get(ablation.metric)) \
+                    == "stop":
+                self.stopped_trials.update(seeds[key])
+                return TrialScheduler.STOP
+            return TrialScheduler.CONTINUE
 
-    return RecordingASHA(time_attr="epoch", max_t=ablation.epochs,
-                         grace_period=ablation.scheduler.grace_period,
-                         reduction_factor=ablation.scheduler.reduction_factor)
+    return CellASHA()
+
+
+def _anchors(ablation):
+    from gridrun.schedule import anchors_for
+
+    res = ablation.scheduler.resolution if ablation.scheduler else 4
+    return anchors_for({f.name: f.levels for f in ablation.factors}, ablation.baseline,
+                       ablation.target, design=ablation.design, resolution=res)
 
 
 def launch(ablation, *, run_dir: str | Path | None = None, address: str | None = None,
@@ -279,15 +296,35 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
            spec_path: str | Path | None = None, show_progress: bool = True) -> LaunchResult:
     """Run every trial of ``ablation`` on Ray Tune and write the store to ``run_dir``
     (default ``runs/<name>``). Joins the cluster at ``address`` (or $RAY_ADDRESS) when
-    given, else starts Ray in-process. Data errors surface before Ray starts."""
-    from rich.console import Console
+    given, else starts Ray in-process. Data errors surface before Ray starts.
 
-    from gridrun.data import load_dataset
-
-    console = console or Console(stderr=True)
+    With ASHA, cells (a configuration with all its seeds) are screened: anchors run to the
+    end, the others may be stopped at rungs (checkpointed there); then the best screened
+    cells that did not reach the end are continued from their checkpoints (confirmation)."""
     run_dir = Path(run_dir) if run_dir else Path("runs") / ablation.name
     _prepare_run_dir(run_dir, overwrite)
+    shutil.rmtree(run_dir / store.CHECKPOINTS, ignore_errors=True)
     trials = expand(ablation)
+    return _run(ablation, trials, {}, run_dir=run_dir, address=address, verbose=verbose,
+                console=console, spec_path=spec_path, show_progress=show_progress,
+                confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0)
+
+
+def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec_path,
+         show_progress, confirm_top, only_cells=None, resume=False,
+         continued=None) -> LaunchResult:
+    """Screen ``trials`` (or only the cells ``only_cells``), confirm, and write the store.
+    ``previous`` holds {trial_id: (row, epoch rows)} of a run being confirmed: trials not
+    run again keep those."""
+    from rich.console import Console
+
+    from gridrun._cells import cell_progress, cells_of
+    from gridrun.data import load_dataset
+    from gridrun.schedule import cells_to_confirm
+
+    console = console or Console(stderr=True)
+    cells = cells_of(trials)
+    anchors = _anchors(ablation)
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
                         train_size=ablation.train_size)
     _quiet_environment(verbose)
@@ -297,47 +334,172 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
     import ray
 
     started_at = dt.datetime.now(dt.timezone.utc)
-    progress = Progress(ablation.name, len(trials), ablation.metric, ablation.mode)
+    ckpt_dir = (run_dir / store.CHECKPOINTS).resolve()
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    first = [c for c in cells if only_cells is None or c.key in only_cells]
+    n_run = sum(len(c.trials) for c in first)
+    progress = Progress(ablation.name, n_run, ablation.metric, ablation.mode)
     storage = tempfile.mkdtemp(prefix="gridrun-tune-")
-    interrupted = False
+    interrupted, confirmed = False, dict(continued or {})
     try:
         with LiveView(progress, console, show_progress) as live:
-            scheduler = _scheduler(ablation)
+            scheduler = None if resume else _scheduler(ablation, cells, anchors)
             collector = _make_collector(progress, ablation.metric, live, scheduler)
-            tuner = _tuner(ablation, trials, data, storage, collector, scheduler, verbose)
-            try:
-                tuner.fit()
-            except KeyboardInterrupt:
-                interrupted = True
+            tuner = _tuner(ablation, first, data, storage, collector, scheduler, verbose,
+                           ckpt_dir, resume=resume)
+            interrupted = _fit(tuner) or _cut_short(first, collector, ablation.epochs)
+        if not interrupted and confirm_top is not None:
+            info = {c.key: cell_progress(c, collector.reports, collector.errors,
+                                         ablation.metric) for c in first}
+            keys = cells_to_confirm(info, max_t=ablation.epochs, anchors=anchors.keys(),
+                                    top=confirm_top, mode=ablation.mode)
+            again = [c for c in first if c.key in keys]
+            if again:
+                confirmed.update({t.trial_id: info[c.key]["reached"] for c in again
+                                  for t in c.trials})
+                console.print(f"confirming {len(again)} cell(s) at the full budget "
+                              f"({ablation.epochs} epochs), continued from their checkpoints",
+                              highlight=False)
+                interrupted = _fit(_tuner(ablation, again, data, storage, collector, None,
+                                          verbose, ckpt_dir, resume=True))
         machine = hardware(ray)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
         if started_ray:
             ray.shutdown()
-    rows, epochs = _collect_rows(trials, collector, ablation.epochs)
+    rows, epochs = _collect_rows(trials, collector, ablation.epochs, previous, confirmed)
     interrupted = interrupted or len(rows) < len(trials)
     info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
                     interrupted)
+    info["schedule"] = _schedule_info(ablation, anchors, rows, confirmed)
     store.write_run(run_dir, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
     counts = {s: sum(r["status"] == s for r in rows) for s in store.STATUSES}
     return LaunchResult(run_dir, len(rows), counts["completed"], counts["stopped_early"],
                         counts["error"], (dt.datetime.now(dt.timezone.utc) - started_at)
-                        .total_seconds(), interrupted)
+                        .total_seconds(), interrupted, len({t for t in confirmed}))
 
 
-def _tuner(ablation, trials, data, storage, collector, scheduler, verbose):
+def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None = None,
+            verbose: bool = False, console=None, show_progress: bool = True) -> LaunchResult:
+    """Bring the cells an existing run's table needs to the full budget: every anchor that
+    did not get there and the ``top`` best screened cells (default: the spec's
+    ``confirm``), continued from their rung checkpoints when the run has them, else trained
+    from the start. Works on runs made before gridrun scheduled cells (their anchors are
+    those of the default ASHA). The store is rewritten in one step, other trials unchanged."""
+    from gridrun._cells import cell_progress, cells_of
+    from gridrun.schedule import cells_to_confirm
+    from gridrun.spec import ASHA, Ablation
+
+    run = store.read_run(run_dir)
+    ablation = Ablation.from_dict(run.spec)
+    if ablation.scheduler is None:
+        ablation = _replace(ablation, scheduler=ASHA(grace_period=1))
+    top = ablation.scheduler.confirm if top is None else top
+    trials = expand(ablation)
+    previous = _previous(run, trials)
+    reports = {tid: [_as_report(e) for e in eps] for tid, (_, eps) in previous.items()}
+    errors = {tid: row["error"] or "error" for tid, (row, _) in previous.items()
+              if row["status"] == "error"}
+    cells = cells_of(trials)
+    info = {c.key: cell_progress(c, reports, errors, ablation.metric) for c in cells}
+    keys = set(cells_to_confirm(info, max_t=ablation.epochs, anchors=_anchors(ablation).keys(),
+                                top=top, mode=ablation.mode))
+    ckpt = Path(run_dir) / store.CHECKPOINTS
+    continued = {t.trial_id: info[c.key]["reached"] for c in cells if c.key in keys
+                 for t in c.trials if checkpoint_path(ckpt, t.trial_id).is_file()}
+    return _run(ablation, trials, previous, run_dir=Path(run_dir), address=address,
+                verbose=verbose, console=console, spec_path=run.info.get("spec_file"),
+                show_progress=show_progress, confirm_top=None, only_cells=keys, resume=True,
+                continued=continued)
+
+
+def _replace(ablation, **changes):
+    import dataclasses
+
+    return dataclasses.replace(ablation, **changes)
+
+
+def _previous(run, trials) -> dict:
+    """{trial_id: (trials.parquet row, its epochs rows)} of a stored run, for the trials the
+    spec still expands to."""
+    ids = {t.trial_id for t in trials}
+    rows = {r["trial_id"]: {k: (None if _isna(v) else v) for k, v in r.items()}
+            for r in run.trials.to_dict("records") if r["trial_id"] in ids}
+    eps: dict[str, list] = {}
+    for r in run.epochs.sort_values(["trial_id", "epoch"]).to_dict("records"):
+        if r["trial_id"] in rows:
+            eps.setdefault(r["trial_id"], []).append(
+                {k: (None if _isna(v) else v) for k, v in r.items()})
+    known = set(store.trials_schema(list(run.spec["factors"])).names)
+    return {tid: ({k: v for k, v in row.items() if k in known}, eps.get(tid, []))
+            for tid, row in rows.items()}
+
+
+def _isna(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _as_report(epoch_row: Mapping[str, Any]) -> dict:
+    """An epochs.parquet row back in the shape the trainer reports."""
+    return {"epoch": int(epoch_row["epoch"]), **{k: epoch_row.get(k) for k in EPOCH_KEYS},
+            "epoch_seconds": epoch_row.get("seconds")}
+
+
+def _cut_short(cells, collector, max_epochs) -> bool:
+    """True when some trial ended with no result: Tune itself catches Ctrl-C, stops every
+    trial and returns from fit() normally, so an interrupt shows only here."""
+    for c in cells:
+        for t in c.trials:
+            n = len(collector.reports.get(t.trial_id, []))
+            if trial_status(n, max_epochs, collector.errors.get(t.trial_id),
+                            collector.stopped_by_scheduler(t.trial_id)) is None:
+                return True
+    return False
+
+
+def _fit(tuner) -> bool:
+    """Run the tuner; True when the user interrupted it (Ctrl-C)."""
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _schedule_info(ablation, anchors, rows, confirmed) -> dict:
+    """What run.json says about scheduling: the anchors and what was confirmed."""
+    from gridrun.schedule import asha_rungs
+
+    sched = ablation.scheduler
+    return {"anchors": anchors.to_dict(), "anchors_text": anchors.describe(),
+            "screened": sched is not None and not anchors.is_all,
+            "rungs": [] if sched is None else asha_rungs(
+                ablation.epochs, sched.grace_period, sched.reduction_factor),
+            "confirmed_trials": sorted(confirmed),
+            "trial_epochs": int(sum(r["epochs_run"] for r in rows))}
+
+
+def _tuner(ablation, cells, data, storage, collector, scheduler, verbose, ckpt_dir, *,
+           resume):
     from ray import tune
 
+    from gridrun.schedule import asha_rungs
+
     threads = max(1, int(ablation.resources["cpu"]))
-    trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),
+    trainable = tune.with_resources(tune.with_parameters(_cell_trainable, data=data),
                                     {"cpu": ablation.resources["cpu"],
                                      "gpu": ablation.resources["gpu"]})
-    grid = [{"trial_id": t.trial_id, "seed": t.seed, "config": dict(t.config),
-             "epochs": ablation.epochs} for t in trials]
+    rungs = [] if ablation.scheduler is None else asha_rungs(
+        ablation.epochs, ablation.scheduler.grace_period, ablation.scheduler.reduction_factor)
+    grid = [{"key": c.key, "config": dict(c.config), "epochs": ablation.epochs,
+             "trials": [{"trial_id": t.trial_id, "seed": t.seed} for t in c.trials],
+             "checkpoints": str(ckpt_dir), "resume": resume,
+             "save_at": rungs if scheduler is not None else []} for c in cells]
     return tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(grid), "threads": threads},
+        param_space={"cell": tune.grid_search(grid), "threads": threads,
+                     "metric": ablation.metric},
         tune_config=tune.TuneConfig(metric=ablation.metric, mode=ablation.mode,
                                     scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=ablation.max_concurrent),
@@ -347,16 +509,27 @@ def _tuner(ablation, trials, data, storage, collector, scheduler, verbose):
     )
 
 
-def _collect_rows(trials, collector, max_epochs):
+def _collect_rows(trials, collector, max_epochs, previous, confirmed):
     """One row per trial that finished (an interrupted run keeps the trials that completed,
-    were stopped by the scheduler or failed before the interrupt)."""
+    were stopped by the scheduler or failed before the interrupt). A trial not run here
+    keeps its ``previous`` row; a confirmed one is continued from ``confirmed[id]``."""
     rows, epochs = [], []
     for t in trials:
         if t.trial_id not in collector.ended:
+            if t.trial_id in previous:
+                row, eps = previous[t.trial_id]
+                rows.append(row)
+                epochs.extend(eps)
             continue
         reports = collector.reports.get(t.trial_id, [])
+        start = confirmed.get(t.trial_id)
+        if start and t.trial_id in previous and len(reports) < max_epochs:
+            # a confirmation of an earlier run: its first epochs are in the old store
+            old = [r for r in previous[t.trial_id][1] if r["epoch"] <= start]
+            reports = [_as_report(r) for r in old] + reports
         row = trial_row(t, reports, max_epochs=max_epochs, error=collector.errors.get(t.trial_id),
-                        stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id))
+                        stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id),
+                        continued_from=start or None)
         if row is not None:
             rows.append(row)
             epochs.extend(epoch_rows(t.trial_id, reports))

@@ -60,12 +60,10 @@ def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> lis
     """One row per design: configurations, trials, trial-epochs and, when seconds per
     epoch are known, compute hours with and without early stopping."""
     epochs = ablation.epochs
-    sched = ablation.scheduler
-    asha = (asha_expected_epochs(epochs, sched.grace_period, sched.reduction_factor)
-            if sched else float(epochs))
     rows = []
     for a in _variants(ablation):
         points = design_points(a)
+        asha = _epochs_per_cell(a, len(points))
         default = a.fixed.get("backbone", "simple_cnn")
         per_point = [_seconds(p.get("backbone", default), seconds_per_epoch) for p in points]
         label = a.design + (f" res {'III IV V'.split()[a.resolution - 3]}"
@@ -80,6 +78,40 @@ def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> lis
             row["hours_asha"] = full / epochs * asha / 3600
         rows.append(row)
     return rows
+
+
+def _epochs_per_cell(a, n_points: int) -> float:
+    """Expected epochs per configuration (and seed) under gridrun's scheduling: anchors run
+    every epoch, the other cells of a full factorial are screened (``schedule``)."""
+    from gridrun.schedule import anchors_for, expected_epochs
+
+    if a.scheduler is None:
+        return float(a.epochs)
+    anchors = anchors_for({f.name: f.levels for f in a.factors}, a.baseline, a.target,
+                          design=a.design, resolution=a.scheduler.resolution)
+    if anchors.is_all:
+        return float(a.epochs)
+    return expected_epochs(anchors, max_t=a.epochs, grace_period=a.scheduler.grace_period,
+                           reduction_factor=a.scheduler.reduction_factor) / n_points
+
+
+def anchors_text(ablation) -> str:
+    """What the scheduler will never stop, in one line (for plan and launch)."""
+    from gridrun.schedule import anchors_for
+
+    if ablation.scheduler is None:
+        return "no early stopping: every cell runs every epoch"
+    a = anchors_for({f.name: f.levels for f in ablation.factors}, ablation.baseline,
+                    ablation.target, design=ablation.design,
+                    resolution=ablation.scheduler.resolution)
+    if a.is_all:
+        why = ("its design needs every cell" if ablation.design != "full" else
+               "fewer than 4 two-level factors leave no smaller resolution IV fraction")
+        return (f"ASHA stops nothing here: {why}, so every cell runs every epoch "
+                f"(scheduler=None does the same)")
+    return (f"anchors (never stopped; the effects come from them): {a.describe()}; ASHA "
+            f"screens the other {a.n_cells - len(a.points)} cells and the best "
+            f"{ablation.scheduler.confirm} is brought to the full budget")
 
 
 def _seconds(backbone: str, seconds_per_epoch):
@@ -128,7 +160,7 @@ def plan_text(ablation, seconds_per_epoch: dict | float | None = None,
             f"{ablation.seeds} seeds = {len(trials)} trials, up to {ablation.epochs} epochs "
             f"each ({len(trials) * ablation.epochs} trial-epochs at most), {sched}; "
             f"dataset {ablation.dataset}, framework {ablation.framework}")
-    parts = [head, "", _designs_text(ablation, seconds_per_epoch)]
+    parts = [head, anchors_text(ablation), "", _designs_text(ablation, seconds_per_epoch)]
     if ablation.design == "fractional":
         from gridrun._fractional import fractional_plan
 
@@ -156,8 +188,8 @@ def _designs_text(ablation, seconds_per_epoch) -> str:
     table = [[_cell(r[keys[i]]) for i in keep] for r in rows]
     note = ("compute = trials x epochs x seconds per epoch, summed over trials (divide by "
             "the trials running at once for wall time)"
-            + ("; with ASHA, expected epochs assume 1/eta of trials survive each rung"
-               if asha else ""))
+            + ("; with ASHA: anchors run every epoch, and 1/eta of the other cells are "
+               "expected to survive each rung" if asha else ""))
     return tabulate(table, headers=[headers[i] for i in keep], tablefmt="github") + "\n" + note
 
 

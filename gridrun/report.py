@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gridrun._render import FORMATS, Table, metric_scale, render
+from gridrun._render import FORMATS as TEXT_FORMATS
+from gridrun._render import Table, metric_scale, render
 from gridrun.store import read_run
 
 __all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
 
 VIEWS = ("effects", "add_one_in", "leave_one_out", "cumulative", "configs")
+FORMATS = TEXT_FORMATS + ("csv", "json")  # csv and json: tidy numeric tables (gridrun._tidy)
 
 
 class _Fmt:
@@ -66,8 +68,8 @@ def level_table(levels, f: _Fmt, metric: str) -> Table:
     return Table("levels", "Per factor level",
                  ("factor", "level", f"{metric}{f.unit} mean ± std", "Δ vs baseline level",
                   "n", "stopped by ASHA (count at epoch)"), tuple(rows),
-                 caption=f"{metric} at epoch {budget}, the last epoch every trial reached; "
-                         "mean ± std over trials of each level (all other factors and seeds)",
+                 caption=f"{metric} at epoch {budget}; mean ± std over the trials of each level "
+                         "(all other factors and seeds) in the cells the effects use",
                  numeric=(2, 3, 4))
 
 
@@ -120,23 +122,23 @@ def _levels_key(levels: dict) -> tuple:
 
 
 def _path_rows(a, view):
-    """(label, levels, effect or None) for the configurations of a one-at-a-time view."""
-    if view == "add_one_in":
-        rows = [("baseline", dict(a.baseline), None)]
-        rows += [(_level_label(e.factor, e.level), {**a.baseline, e.factor: e.level}, e)
-                 for e in a.add_one_in]
-    elif view == "leave_one_out":
-        rows = [("target (all techniques)", dict(a.target), None)]
-        rows += [(f"target without {e.factor}", {**a.target, e.factor: a.baseline[e.factor]}, e)
-                 for e in a.leave_one_out]
-    elif view == "cumulative":
-        rows = [("baseline", dict(a.baseline), None)]
-        rows += [(f"{_level_label(e.factor, e.level)} (step {i + 1})", dict(e.config), e)
-                 for i, e in enumerate(a.cumulative)]
-    else:  # configs: the best configurations by rank
-        rows = [(", ".join(f"{k}={v}" for k, v in c.levels.items()), c.levels, None)
+    """(label, ConfigSummary, effect or None) per row of an ablation table view. An effect
+    row's summary is at its effect's budget, so the whole row is at one epoch; the
+    reference row (baseline or target) is at its own budget."""
+    if view == "configs":  # the best configurations by rank, all at the common budget
+        return [(", ".join(f"{k}={v}" for k, v in c.levels.items()), c, None)
                 for c in a.configs[:10]]
-    return rows
+    if view == "add_one_in":
+        rows = [("baseline", a.baseline_summary, None)]
+        rows += [(_level_label(e.factor, e.level), e.summary, e) for e in a.add_one_in]
+    elif view == "leave_one_out":
+        rows = [("target (all techniques)", a.target_summary, None)]
+        rows += [(f"target without {e.factor}", e.summary, e) for e in a.leave_one_out]
+    else:  # cumulative
+        rows = [("baseline", a.baseline_summary, None)]
+        rows += [(f"{_level_label(e.factor, e.level)} (step {i + 1})", e.summary, e)
+                 for i, e in enumerate(a.cumulative)]
+    return [r for r in rows if r[1] is not None]
 
 
 _DELTA_HEAD = {"add_one_in": "Δ vs baseline", "leave_one_out": "Δ from removing it",
@@ -144,14 +146,12 @@ _DELTA_HEAD = {"add_one_in": "Δ vs baseline", "leave_one_out": "Δ from removin
 
 
 def config_table(a, f: _Fmt, view: str) -> Table:
-    summaries = {_levels_key(c.levels): c for c in a.configs}
-    base = summaries.get(_levels_key(a.baseline))
+    # Only the configs view, where every row is at the common budget, has Δ on plain rows.
+    base = next((c for c in a.configs if _levels_key(c.levels) == _levels_key(a.baseline)),
+                None) if view == "configs" else None
     phi = {p.factor: p for p in (a.shapley.parts if a.shapley else ())}
     rows, means = [], []
-    for label, levels, e in _path_rows(a, view):
-        c = summaries.get(_levels_key(levels))
-        if c is None:
-            continue
+    for label, c, e in _path_rows(a, view):
         if e is not None:
             est = e.estimate
             delta, mark = f.delta(est), _mark(est)
@@ -172,8 +172,9 @@ def config_table(a, f: _Fmt, view: str) -> Table:
                  bold=frozenset({(best, 1)}) if best >= 0 else frozenset(),
                  numeric=(1, 2, 3, 5, 6, 7),
                  caption=_caption(a, f"{view.replace('_', '-')} comparison") +
-                 "; mean ± half-width of the 95% t-interval over seeds; best mean in bold; "
-                 "s/epoch is training time")
+                 "; mean ± half-width of the 95% t-interval over seeds, at the row's epoch "
+                 "(a reference row: the last epoch all its trials reached); best mean in "
+                 "bold; s/epoch is training time")
 
 
 def interaction_table(a, f: _Fmt, top: int = 5) -> Table | None:
@@ -228,6 +229,44 @@ def survival_table(a) -> Table | None:
                  numeric=tuple(range(2, 3 + len(idx))))
 
 
+def diagnostics_table(a) -> Table | None:
+    """ASHA diagnostics: per rung, how well it ranked trials like the final epoch, and how
+    many trials (overall and per level) ASHA had stopped by then."""
+    d = a.diagnostics
+    if d is None:
+        return None
+    from gridrun.analysis._diagnostics import RHO_MIN
+
+    E, rows, bold = d.final_epoch, [], set()
+
+    def pct(p) -> str:
+        return "n/a" if math.isnan(p.pruned_fraction) else f"{p.pruned_fraction:.0%}"
+
+    for i, r in enumerate(d.rungs + (E,)):
+        at = [p for p in d.pruning if p.rung == r]
+        per = "; ".join(f"{f}: " + ", ".join(f"{p.level} {pct(p)}" for p in at if p.factor == f)
+                        for f in a.factors)
+        total = at[-1]  # the "all" row
+        if r < E:
+            rho, n = d.rho_at(r), d.n[r - 1]
+            if rho < RHO_MIN:
+                bold.add((i, 1))
+            cells = (str(r), "n/a" if math.isnan(rho) else f"{rho:.2f}", str(n))
+        else:
+            cells = (f"{E} (final)", "—", str(d.n_finished))
+        rows.append((*cells, f"{total.n_pruned}/{total.n_trials} ({pct(total)})", per))
+    grace = (f"; a grace period of {d.suggested_grace} puts every rung at {RHO_MIN} or more"
+             if d.suggested_grace is not None else "")
+    return Table("asha_diagnostics", "ASHA diagnostics",
+                 ("rung epoch", f"rank corr. with epoch {E}", "n finished",
+                  "stopped by then", "stopped by then, per level"), tuple(rows),
+                 bold=frozenset(bold), numeric=(1, 2, 3),
+                 caption=f"Spearman rank correlation of each finished trial's {a.metric} at "
+                         f"the rung with its {a.metric} at epoch {E} (bold: below {RHO_MIN}, "
+                         f"the rung ranks trials unlike the end){grace}; stopped by then: "
+                         f"non-errored trials ASHA had stopped at or before the epoch")
+
+
 def default_view(a) -> str:
     return a.design if a.design in ("add_one_in", "leave_one_out", "cumulative") else "effects"
 
@@ -244,21 +283,39 @@ def build_tables(a, levels, view: str | None = None) -> list[Table]:
     elif a.add_one_in and a.design == "full":
         tables.append(config_table(a, f, "add_one_in"))
     tables += [t for t in (interaction_table(a, f), variance_table(a), gap_table(a, f),
-                           survival_table(a)) if t is not None]
+                           survival_table(a), diagnostics_table(a)) if t is not None]
     return tables
+
+
+def _level_rows(run, a, metric, budget):
+    """Per-level summaries over the cells the effects use: the anchors at the full budget
+    for a screened run, else every trial at the common budget (or ``budget``)."""
+    from gridrun.analysis import level_summaries
+    from gridrun.analysis._analyze import cell_keys, screened_anchors
+
+    anchors = screened_anchors(run.trials, run.spec) if budget is None else None
+    trials = run.trials
+    if anchors is not None:
+        keys = cell_keys(trials, list(run.spec["factors"]))
+        trials = trials[[k in anchors.fraction_keys() for k in keys]]
+        budget = a.epochs
+    return level_summaries(trials, run.epochs, run.spec, metric=metric, budget=budget)
 
 
 def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | None = None,
                 budget: int | None = None, view: str | None = None,
-                plots_dir: str | Path | None = None) -> str:
+                plots_dir: str | Path | None = None, table: str | None = None) -> str:
     """Read the run at ``run_dir`` and render its report (no Ray or framework needed);
-    with ``plots_dir``, also draw the plots there (PNG and PDF)."""
+    with ``plots_dir``, also draw the plots there (PNG and PDF). "csv" and "json" give
+    every table as numbers (``gridrun._tidy``), or only ``table`` when given."""
     from gridrun.analysis import METRICS, analyze, level_summaries
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if view is not None and view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
+    if table is not None and fmt in TEXT_FORMATS:
+        raise ValueError(f"--table picks one table of csv or json output, not of {fmt}")
     run = read_run(run_dir)
     metric = metric or run.spec.get("metric", "val_acc")
     if metric not in METRICS:
@@ -267,7 +324,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
         raise ValueError(f"budget {budget} is outside the epochs this run reached "
                          f"(1 to {int(run.trials.epochs_run.max())})")
     a = analyze(run.trials, run.epochs, run.spec, metric=metric, budget=budget)
-    levels = level_summaries(run.trials, run.epochs, run.spec, metric=metric, budget=budget)
+    levels = _level_rows(run, a, metric, budget)
     if plots_dir is not None:
         from gridrun.plots import write_plots
 
@@ -276,8 +333,12 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     heading = (f"{a.name}: {a.design} design on {a.dataset}, {c.n_trials} trials "
                f"({c.n_completed} completed, {c.n_stopped_early} stopped by ASHA, "
                f"{c.n_error} errors), {c.n_seeds} seeds")
-    notes = list(a.notes)
+    notes = ([f"Numbers: {a.basis}."] if a.basis else []) + list(a.notes)
     if not run.info.get("complete", True):
         notes.insert(0, f"Incomplete run: {run.info.get('trials_written')} of "
                         f"{run.info.get('trials_expected')} trials finished.")
-    return render(build_tables(a, levels, view), fmt, heading=heading, notes=notes)
+    if fmt in TEXT_FORMATS:
+        return render(build_tables(a, levels, view), fmt, heading=heading, notes=notes)
+    from gridrun._tidy import tidy_text
+
+    return tidy_text(a, levels, fmt, table=table, notes=notes, info=run.info)

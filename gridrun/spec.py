@@ -84,17 +84,35 @@ class Factor:
 
 @dataclass(frozen=True)
 class ASHA:
-    """Asynchronous successive halving: stop the weakest trials at rungs
-    grace_period, grace_period*reduction_factor, ... (in epochs)."""
+    """Ablation-aware asynchronous successive halving over cells (a configuration with all
+    its seeds): stop the weakest cells at rungs grace_period, grace_period*reduction_factor,
+    ... (in epochs), but never the anchors the table is built from.
+
+    On a full factorial the anchors are a balanced fraction of the grid of at least
+    ``resolution`` (4: main effects clear of two-factor interactions; 5: two-factor
+    interactions clear too) plus the baseline and target; they run every epoch with every
+    seed. ``confirm`` best screened cells are brought to the full budget at the end.
+    Every level of every factor keeps survivors at each rung (stratified promotion)."""
 
     grace_period: int = 1
     reduction_factor: int = 3
+    resolution: int = 4
+    confirm: int = 1
 
     def __post_init__(self) -> None:
-        for key, lo in (("grace_period", 1), ("reduction_factor", 2)):
+        for key, lo in (("grace_period", 1), ("reduction_factor", 2), ("confirm", 0)):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 _fail(f"ASHA {key} must be an integer >= {lo}, got {v!r}")
+        if isinstance(self.resolution, bool) or self.resolution not in (4, 5):
+            _fail(f"ASHA resolution must be 4 or 5 (the anchors' fraction: IV keeps main "
+                  f"effects clear of two-factor interactions, V keeps those clear too), "
+                  f"got {self.resolution!r}")
+
+    def to_dict(self) -> dict:
+        return {"type": "asha", "grace_period": self.grace_period,
+                "reduction_factor": self.reduction_factor, "resolution": self.resolution,
+                "confirm": self.confirm}
 
 
 @dataclass(frozen=True)
@@ -149,13 +167,34 @@ class Ablation:
             "baseline": dict(self.baseline), "target": dict(self.target),
             "fixed": dict(self.fixed), "seeds": self.seeds, "design": self.design,
             "order": list(self.order) if self.order else None, "resolution": self.resolution,
-            "scheduler": None if self.scheduler is None else {
-                "type": "asha", "grace_period": self.scheduler.grace_period,
-                "reduction_factor": self.scheduler.reduction_factor},
+            "scheduler": None if self.scheduler is None else self.scheduler.to_dict(),
             "resources": dict(self.resources), "metric": self.metric, "mode": self.mode,
             "epochs": self.epochs, "train_size": self.train_size,
             "val_fraction": self.val_fraction, "max_concurrent": self.max_concurrent,
         }
+
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Ablation":
+        """The Ablation that ``to_dict`` described (e.g. a run's run.json ``spec``).
+
+        >>> a = Ablation(name="x", dataset="digits", factors=[Factor("batchnorm", [False, True])])
+        >>> Ablation.from_dict(a.to_dict()) == a
+        True
+        """
+        sched = d.get("scheduler")
+        if sched:
+            sched = ASHA(**{k: v for k, v in sched.items() if k != "type"})
+        return cls(
+            name=d["name"], dataset=d["dataset"], framework=d.get("framework", "torch"),
+            factors=[Factor(n, lv) for n, lv in d["factors"].items()],
+            baseline=d.get("baseline"), target=d.get("target"), fixed=d.get("fixed") or {},
+            seeds=d.get("seeds", 1), design=d.get("design", "full"),
+            order=tuple(d["order"]) if d.get("order") else None,
+            resolution=d.get("resolution"), scheduler=sched,
+            resources=d.get("resources") or {"cpu": 1}, metric=d.get("metric", "val_acc"),
+            train_size=d.get("train_size"), val_fraction=d.get("val_fraction", 0.1),
+            max_concurrent=d.get("max_concurrent"))
 
 
 def _set(obj, key, value) -> None:

@@ -23,9 +23,10 @@ import pyarrow.parquet as pq
 from gridrun import techniques
 
 __all__ = ["Run", "StoreError", "trials_schema", "EPOCHS_SCHEMA", "STATUSES",
-           "write_run", "read_run", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE"]
+           "write_run", "read_run", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE", "CHECKPOINTS"]
 
 TRIALS_FILE, EPOCHS_FILE, RUN_FILE = "trials.parquet", "epochs.parquet", "run.json"
+CHECKPOINTS = "checkpoints"  # rung checkpoints of screened trials, kept across rewrites
 STATUSES = ("completed", "stopped_early", "error")
 
 _KIND_TYPES = {"bool": pa.bool_(), "float": pa.float64(), "int": pa.int64(),
@@ -37,6 +38,7 @@ _TRIAL_FIELDS = [
     ("last_val_acc", pa.float64()), ("best_val_acc", pa.float64()),
     ("best_epoch", pa.int64()), ("test_acc", pa.float64()), ("params", pa.int64()),
     ("wall_seconds", pa.float64()), ("error", pa.string()),
+    ("continued_from", pa.int64()),
 ]
 
 EPOCHS_SCHEMA = pa.schema([
@@ -101,6 +103,8 @@ def _swap_into_place(new: Path, run_dir: Path) -> None:
     if not run_dir.exists():
         new.rename(run_dir)
         return
+    if (run_dir / CHECKPOINTS).is_dir():  # they belong to the run, not to this write
+        (run_dir / CHECKPOINTS).rename(new / CHECKPOINTS)
     old = run_dir.parent / f".{run_dir.name}.replaced-{uuid.uuid4().hex[:8]}"
     run_dir.rename(old)
     new.rename(run_dir)

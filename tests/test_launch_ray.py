@@ -39,25 +39,38 @@ def gridrun(*args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
+FACTORS = ("Factor('lr', [0.05, 1e-6]), Factor('batchnorm', [False, True]), "
+           "Factor('dropout', [0.0, 0.3]), Factor('optimizer', ['sgd', 'adam'])")
+
+
 @pytest.fixture(scope="module")
 def asha_run(tmp_path_factory):
-    """lr 1e-6 barely moves from chance, so ASHA must stop those trials at a rung once a
-    trial with lr 0.05 has reported there (grid order runs the good ones first)."""
+    """Four two-level factors: 8 anchor cells run every epoch, the other 8 are screened.
+    lr 1e-6 barely moves from chance, so ASHA must stop those screened cells at a rung once
+    a cell with lr 0.05 has reported there (grid order runs the good ones first)."""
     tmp = tmp_path_factory.mktemp("asha")
-    spec = write_spec(tmp / "asha.py", "asha",
-                      "Factor('lr', [0.05, 1e-6]), Factor('batchnorm', [False, True])")
+    spec = write_spec(tmp / "asha.py", "asha", FACTORS)
     proc = gridrun("launch", spec, "--out", tmp / "run", cwd=tmp)
     return tmp / "run", proc
+
+
+def anchor_mask(trials):
+    from gridrun.schedule import anchors_for, cell_key
+
+    factors = {"lr": [0.05, 1e-6], "batchnorm": [False, True], "dropout": [0.0, 0.3],
+               "optimizer": ["sgd", "adam"]}
+    keys = anchors_for(factors, {}, {}).keys()
+    return trials.apply(lambda r: cell_key({f: r[f] for f in factors}) in keys, axis=1)
 
 
 def test_launch_writes_one_row_per_trial(asha_run):
     run, proc = asha_run
     assert proc.returncode == 0, proc.stderr
     trials = pd.read_parquet(run / "trials.parquet")
-    assert len(trials) == 2 * 2 * 2  # configs x seeds
+    assert len(trials) == 16 * 2  # configs x seeds
     assert trials.trial_id.is_unique
     assert set(trials.status) <= {"completed", "stopped_early"}
-    assert "finished in" in proc.stdout and "8 trials" in proc.stdout
+    assert "finished in" in proc.stdout and "32 trials" in proc.stdout
 
 
 def test_asha_stopped_trials_are_stored_with_epoch_reached(asha_run):
@@ -73,8 +86,56 @@ def test_asha_stopped_trials_are_stored_with_epoch_reached(asha_run):
     assert (per_trial[trials.trial_id].to_numpy() == trials.epochs_run.to_numpy()).all()
     done = trials[trials.status == "completed"]
     assert (done.epochs_run == EPOCHS).all() and done.test_acc.between(0, 1).all()
-    # the tiny learning rate never gets past the first rung
-    assert (trials[trials.lr == 1e-6].status == "stopped_early").all()
+    # the tiny learning rate is stopped at a rung, except in the anchors and in screened
+    # cells that stratified promotion keeps as the first survivor of one of their levels
+    tiny = trials[(trials.lr == 1e-6) & ~anchor_mask(trials)]
+    assert (tiny.status == "stopped_early").mean() >= 0.5
+    # stopped trials keep the checkpoint of the rung they were stopped at
+    for tid in stopped.trial_id:
+        assert (run / "checkpoints" / f"{tid}.pt").is_file()
+
+
+def test_anchors_are_never_stopped_and_seeds_move_together(asha_run):
+    run, _ = asha_run
+    trials = pd.read_parquet(run / "trials.parquet")
+    anchors = anchor_mask(trials)
+    assert anchors.sum() == 8 * 2
+    assert (trials[anchors].status == "completed").all()
+    cells = trials.groupby(["lr", "batchnorm", "dropout", "optimizer"])
+    assert (cells.epochs_run.nunique() == 1).all() and (cells.status.nunique() == 1).all()
+
+
+def test_report_is_built_from_anchors_at_the_full_budget(asha_run):
+    run, _ = asha_run
+    out = gridrun("report", run, cwd=run.parent)
+    assert out.returncode == 0, out.stderr
+    assert "from the 8-cell 2^(4-1) resolution IV fraction" in out.stdout
+    techniques = out.stdout.split("## What each technique contributed")[1].split("##")[0]
+    rows = [ln for ln in techniques.splitlines() if ln.startswith("| ") and "vs " in ln]
+    assert len(rows) == 4 and all(ln.rstrip(" |").endswith("4 (2)") for ln in rows)
+
+
+def test_confirm_continues_screened_cells_from_their_checkpoints(asha_run, tmp_path):
+    run, _ = asha_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = pd.read_parquet(copy / "trials.parquet").set_index("trial_id")
+    old_epochs = pd.read_parquet(copy / "epochs.parquet")
+    proc = gridrun("confirm", copy, "--top", "8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    after = pd.read_parquet(copy / "trials.parquet").set_index("trial_id")
+    epochs = pd.read_parquet(copy / "epochs.parquet")
+    assert (after.status == "completed").all() and (after.epochs_run == EPOCHS).all()
+    was = before.status == "stopped_early"
+    assert (after.continued_from[was] == before.epochs_run[was]).all()
+    assert after.continued_from[~was].isna().all()
+    assert (epochs.groupby("trial_id").epoch.apply(list) == [[1, 2, 3, 4]] * 32).all()
+    # the epochs before the checkpoint are the ones the screen measured, untouched
+    merged = old_epochs.merge(epochs, on=["trial_id", "epoch"], suffixes=("_old", ""))
+    assert len(merged) == len(old_epochs)
+    assert (merged.val_acc_old == merged.val_acc).all()
+    report = gridrun("report", copy, cwd=tmp_path).stdout
+    assert "Numbers: every cell at epoch 4" in report
 
 
 def test_epoch_metrics_are_complete(asha_run):
@@ -88,8 +149,9 @@ def test_epoch_metrics_are_complete(asha_run):
 def test_run_json_records_spec_versions_hardware(asha_run):
     run, _ = asha_run
     info = json.loads((run / "run.json").read_text())
-    assert info["spec"]["factors"] == {"lr": [0.05, 1e-06], "batchnorm": [False, True]}
-    assert info["complete"] is True and info["trials_written"] == 8
+    assert info["spec"]["factors"]["lr"] == [0.05, 1e-06]
+    assert info["complete"] is True and info["trials_written"] == 32
+    assert info["schedule"]["anchors"]["fraction_cells"] == 8
     assert info["versions"]["ray"] == "2.60.0"
     assert info["hardware"]["cluster_cpus"] >= 1
     assert info["data"]["train"] == 500

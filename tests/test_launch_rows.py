@@ -31,7 +31,8 @@ def test_completed_row():
     assert row == {"trial_id": "abc123", "dropout": 0.5, "seed": 1, "status": "completed",
                    "epochs_run": 4, "last_val_acc": 0.68, "best_val_acc": 0.7,
                    "best_epoch": 2, "test_acc": 0.66, "params": 1234,
-                   "wall_seconds": pytest.approx(1.2), "error": None}
+                   "wall_seconds": pytest.approx(1.2), "error": None,
+                   "continued_from": None}
 
 
 def test_stopped_row_has_epoch_reached_and_no_test_acc():

@@ -31,7 +31,11 @@ def test_design_table_counts_and_compute():
     assert (full["configurations"], full["trials"], full["trial_epochs"]) == (32, 96, 1152)
     # half the configurations use each backbone: 16 * 3 seeds * 12 epochs * (1 + 3) s
     assert full["hours"] == pytest.approx(16 * 3 * 12 * 4 / 3600)
-    assert full["hours_asha"] == pytest.approx(full["hours"] * 6 / 12)
+    # 5 two-level factors: 17 anchors (the 16-cell resolution V fraction E=-ABCD and the
+    # all-target cell) run 12 epochs; the other 15 cells are screened at rungs 3 and 6
+    per_seed = 17 * 12 + 15 * 3 + 15 / 2 * 3 + 15 / 4 * 6
+    assert full["trial_epochs_asha"] == pytest.approx(3 * per_seed)
+    assert full["hours_asha"] == pytest.approx(full["hours"] * per_seed / (32 * 12))
     assert rows["add_one_in"]["configurations"] == 6
     assert rows["fractional res III"]["configurations"] == 8  # 2^(5-2)
     assert rows["fractional res V"]["configurations"] == 16  # 2^(5-1)

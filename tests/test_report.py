@@ -117,7 +117,7 @@ def test_asha_run_reports_budget_and_survivors(tmp_path):
     assert code == 0
     levels = table_rows(out, "Per factor level")
     assert levels[1][5] == "4 (4 at 2)"  # augmentation=True: 4 of 6 trials stopped at 2
-    assert "at epoch 2, the last epoch every trial reached" in out
+    assert "*val_acc at epoch 2; mean ± std" in out
     code, out6, _ = report(path, "--no-plots", "--budget", "6")
     assert code == 0
     assert table_rows(out6, "Per factor level")[1][4] == "2"  # survivors only, n=2

@@ -14,6 +14,7 @@ Pure pandas/numpy/scipy: no Ray, torch or TensorFlow. Rendering lives in
 
 from gridrun.analysis._analyze import Analysis, RunCounts, analyze
 from gridrun.analysis._curves import Curve, learning_curves
+from gridrun.analysis._diagnostics import Diagnostics, PruningRow, asha_diagnostics
 from gridrun.analysis._effects import (Effect, Interaction, generalization_gap, interactions,
                                        main_effects)
 from gridrun.analysis._grid import METRICS, Grid, prepare
@@ -22,7 +23,7 @@ from gridrun.analysis._paths import add_one_in, cumulative, leave_one_out
 from gridrun.analysis._shapley import Shapley, ShapleyPart, shapley
 from gridrun.analysis._stats import ALPHA, CONFIDENCE, Estimate, holm
 from gridrun.analysis._summary import (ConfigSummary, Survival, SurvivalRow, config_summaries,
-                                       survival)
+                                       config_summary, survival)
 from gridrun.analysis._variance import VarianceShares, VarianceTerm, variance_shares
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
     "add_one_in", "leave_one_out", "cumulative",
     "shapley", "Shapley", "ShapleyPart",
     "variance_shares", "VarianceShares", "VarianceTerm",
-    "config_summaries", "ConfigSummary", "survival", "Survival", "SurvivalRow",
+    "config_summaries", "config_summary", "ConfigSummary",
+    "survival", "Survival", "SurvivalRow",
     "learning_curves", "Curve", "level_summaries", "LevelSummary",
+    "asha_diagnostics", "Diagnostics", "PruningRow",
     "Estimate", "holm", "CONFIDENCE", "ALPHA",
 ]

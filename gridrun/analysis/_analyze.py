@@ -8,11 +8,13 @@ from typing import Any, Mapping
 import pandas as pd
 
 from gridrun.analysis._curves import curves_by_factor
+from gridrun.analysis._diagnostics import asha_diagnostics
 from gridrun.analysis._effects import Effect, Interaction, interactions, main_effects
 from gridrun.analysis._grid import Grid, epoch_rows, prepare_many
 from gridrun.analysis._paths import add_one_in, cumulative, leave_one_out
 from gridrun.analysis._shapley import Shapley, shapley
-from gridrun.analysis._summary import ConfigSummary, Survival, config_summaries, survival
+from gridrun.analysis._summary import (ConfigSummary, Survival, config_summaries, summary_at,
+                                       survival)
 from gridrun.analysis._variance import VarianceShares, variance_shares
 
 __all__ = ["Analysis", "RunCounts", "analyze"]
@@ -71,6 +73,11 @@ class Analysis:
     basis: str = ""
     # ASHA diagnostics (gridrun.analysis._diagnostics.Diagnostics) for runs with a scheduler.
     diagnostics: Any = None
+    # The reference rows of the one-at-a-time tables: the baseline and the target, each at
+    # its own budget (the last epoch all its trials reached, or the caller's ``budget``);
+    # None when that configuration is not in the run.
+    baseline_summary: ConfigSummary | None = None
+    target_summary: ConfigSummary | None = None
 
     @property
     def best(self) -> ConfigSummary | None:
@@ -91,37 +98,128 @@ def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any],
     """
     has_gap = {"train_acc", "val_acc"} <= set(epochs.columns)
     row = epoch_rows(trials, epochs)
-    grids = prepare_many(trials, epochs, spec, (metric, "gap") if has_gap else (metric,), row)
+    metrics = (metric, "gap") if has_gap else (metric,)
+    grids = prepare_many(trials, epochs, spec, metrics, row)
     g = grids[metric]
+    screened = screened_anchors(trials, spec) if budget is None else None
+    if screened is not None:
+        result, basis = _screened(trials, epochs, spec, grids, screened, metrics, n_boot, seed)
+    else:
+        result = _all_cells(g, grids.get("gap"), budget, n_boot, seed)
+        basis = _basis(g, budget, result)
+    curves = curves_by_factor(epochs, trials, list(g.factors), metric=metric, spec=spec,
+                              row=row)
+    counts = _counts(trials, g)
+    result.update(_references(g, budget))
+    budgets = _budgets(result)
+    diagnostics = asha_diagnostics(g, anchored=screened is not None) \
+        if spec.get("scheduler") else None
+    notes = _notes(g, budget, budgets, counts, result)
+    notes += diagnostics.warnings if diagnostics is not None else ()
+    return Analysis(
+        name=str(spec.get("name", "")), dataset=str(spec.get("dataset", "")),
+        design=g.design, metric=metric, mode=g.mode, factors=g.factors,
+        levels=dict(zip(g.factors, g.levels)), baseline=g.named(g.baseline),
+        target=g.named(g.target), epochs=g.epochs, budget=budget, budgets=budgets,
+        counts=counts, curves=curves, notes=notes, diagnostics=diagnostics, basis=basis,
+        **result)
+
+
+def _all_cells(g: Grid, gap_grid, budget, n_boot, seed) -> dict:
+    """Every estimator the design supports, over every cell of the run."""
     kw = dict(budget=budget, n_boot=n_boot, seed=seed)
     full, frac = g.design == "full", g.design == "fractional"
-    mains = main_effects(g, **kw) if full or frac else ()
     gap = ()
-    if has_gap:
+    if gap_grid is not None:
         from gridrun.analysis._effects import generalization_gap
-        gap = generalization_gap(grids["gap"], **kw)
+        gap = generalization_gap(gap_grid, **kw)
     moving = sum(b != t for b, t in zip(g.baseline, g.target))
     paths = {}
     for name, fn in (("add_one_in", add_one_in), ("leave_one_out", leave_one_out),
                      ("cumulative", cumulative)):
         rows = fn(g, **kw)
         paths[name] = rows if g.design == name or len(rows) == moving else ()
-    result = dict(
-        configs=config_summaries(g, budget=budget), main_effects=mains,
+    return dict(
+        configs=config_summaries(g, budget=budget),
+        main_effects=main_effects(g, **kw) if full or frac else (),
         interactions=interactions(g, **kw) if full else (), shapley=shapley(g, **kw),
         variance=variance_shares(g, budget=budget) if full else None, gap=gap,
         survival=survival(g), **paths)
-    curves = curves_by_factor(epochs, trials, list(g.factors), metric=metric, spec=spec,
-                              row=row)
-    counts = _counts(trials, g)
-    budgets = _budgets(result)
-    return Analysis(
-        name=str(spec.get("name", "")), dataset=str(spec.get("dataset", "")),
-        design=g.design, metric=metric, mode=g.mode, factors=g.factors,
-        levels=dict(zip(g.factors, g.levels)), baseline=g.named(g.baseline),
-        target=g.named(g.target), epochs=g.epochs, budget=budget, budgets=budgets,
-        counts=counts, curves=curves,
-        notes=_notes(g, budget, budgets, counts, result), **result)
+
+
+def screened_anchors(trials: pd.DataFrame, spec: Mapping[str, Any]):
+    """The run's anchors (gridrun.schedule.Anchors) when its table must come from them: a
+    full factorial that ASHA screened, whose anchors all reached the full budget while some
+    other cell did not. None otherwise (then every cell is used)."""
+    from gridrun.schedule import anchors_of_spec
+
+    anchors = anchors_of_spec(spec)
+    if anchors is None or anchors.is_all or spec.get("design", "full") != "full":
+        return None
+    live = trials[trials["status"] != "error"]
+    E = int(spec["epochs"])
+    if (live["epochs_run"] >= E).all():
+        return None
+    done = live[live["epochs_run"] >= E]
+    have = set(cell_keys(done, list(spec["factors"])))
+    return anchors if anchors.fraction_keys() <= have else None
+
+
+def cell_keys(trials: pd.DataFrame, factors) -> list[str]:
+    """``gridrun.schedule.cell_key`` of every trial's configuration."""
+    from gridrun.schedule import cell_key
+
+    cols = [trials[f].tolist() for f in factors]
+    return [cell_key(dict(zip(factors, vals))) for vals in zip(*cols)]
+
+
+def _screened(trials, epochs, spec, grids, anchors, metrics, n_boot, seed):
+    """Effects from the anchors' balanced fraction at the full budget; configurations from
+    every cell that reached it. Interactions and variance shares need the whole grid."""
+    E = int(spec["epochs"])
+    keep = pd.Series(cell_keys(trials, list(spec["factors"])), index=trials.index) \
+        .isin(anchors.fraction_keys()).to_numpy()
+    sub = trials[keep]
+    sub_epochs = epochs[epochs["trial_id"].isin(set(sub["trial_id"]))]
+    frac = prepare_many(sub, sub_epochs, {**spec, "design": "fractional"}, metrics)
+    kw = dict(budget=E, n_boot=n_boot, seed=seed)
+    g, f = grids[metrics[0]], frac[metrics[0]]
+    paths = {}
+    moving = sum(b != t for b, t in zip(g.baseline, g.target))
+    for name, fn in (("add_one_in", add_one_in), ("leave_one_out", leave_one_out),
+                     ("cumulative", cumulative)):
+        rows = fn(g, **kw)
+        whole = len(rows) == moving and all(r.estimate.n_short == 0 and r.estimate.n_seeds
+                                            for r in rows)
+        paths[name] = rows if whole else ()
+    result = dict(
+        configs=tuple(c for c in config_summaries(g, budget=E) if c.n_seeds),
+        main_effects=main_effects(f, **kw), interactions=(), shapley=shapley(f, **kw),
+        variance=None, gap=main_effects(frac["gap"], **kw) if "gap" in frac else (),
+        survival=survival(g), **paths)
+    n_short = int((g.present & ~g.error & (g.reach < E)).sum())
+    basis = (f"main effects and Shapley parts from {anchors.describe()}, every seed at "
+             f"epoch {E} (anchors are never stopped); configurations at epoch {E}; "
+             f"{n_short} screened trials that ASHA stopped earlier are in no number")
+    return result, basis
+
+
+def _basis(g: Grid, budget, result) -> str:
+    if budget is not None:
+        return f"every trial that reached epoch {budget} (survivors only where some did not)"
+    if (g.reach[g.present & ~g.error] >= g.epochs).all():
+        return f"every cell at epoch {g.epochs}"
+    return ("each number at the last epoch every trial it compares reached (trials were "
+            "stopped early and not confirmed)")
+
+
+def _references(g: Grid, budget) -> dict:
+    """Baseline and target summaries, each at its own common budget (or ``budget``)."""
+    out = {}
+    for name, codes in (("baseline_summary", g.baseline), ("target_summary", g.target)):
+        row = int(g.rows([g.key(codes)])[0])
+        out[name] = summary_at(g, row, budget) if row >= 0 else None
+    return out
 
 
 def _counts(trials: pd.DataFrame, g: Grid) -> RunCounts:
@@ -148,6 +246,8 @@ def _estimates(result):
 def _budgets(result) -> tuple[int, ...]:
     found = {e.budget for e in _estimates(result) if e.budget is not None}
     found |= {c.budget for c in result["configs"] if c.budget is not None}
+    found |= {result[k].budget for k in ("baseline_summary", "target_summary")
+              if result.get(k) is not None and result[k].budget is not None}
     if result["variance"] is not None:
         found.add(result["variance"].budget)
     return tuple(sorted(found))

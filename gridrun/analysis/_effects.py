@@ -25,6 +25,7 @@ import numpy as np
 from gridrun.analysis._contrast import check_budget, contrast
 from gridrun.analysis._grid import Grid
 from gridrun.analysis._stats import Estimate, apply_holm
+from gridrun.analysis._summary import ConfigSummary
 
 __all__ = ["Effect", "Interaction", "main_effects", "interactions", "generalization_gap"]
 
@@ -34,7 +35,10 @@ class Effect:
     """A change of one factor from ``reference`` to ``level``: ``estimate`` is the mean
     difference (level minus reference), ``mean``/``reference_mean`` the mean metric on each
     side over the cells compared. ``kind`` is "main", "add_one_in", "leave_one_out" or
-    "cumulative". For "cumulative", ``config`` is the configuration after this step."""
+    "cumulative". For "cumulative", ``config`` is the configuration after this step.
+    For the one-at-a-time kinds, ``summary`` is the configuration the ablation table's row
+    shows (with the change for add-one-in and cumulative, without it for leave-one-out)
+    at the estimate's budget, so the row's mean and its difference are at one epoch."""
 
     kind: str
     factor: str
@@ -44,6 +48,7 @@ class Effect:
     mean: float
     reference_mean: float
     config: dict | None = None
+    summary: ConfigSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -94,14 +99,16 @@ def main_effects(grid: Grid, *, budget: int | None = None, n_boot: int = 2000,
 
 
 def _fractional_contrast(grid, i, b, lv, budget):
-    """Effect contrast over the two-level runs: mean(+ runs) - mean(- runs)."""
-    on = grid.configs[:, i] == lv
-    n_on, n_off = on.sum(), (~on).sum()
+    """Effect contrast over a balanced fraction: mean of the runs at level ``lv`` minus mean
+    of the runs at the baseline level ``b`` (runs at a third level weigh nothing). For a
+    two-level factor this is the usual mean(+ runs) - mean(- runs)."""
+    on, off = grid.configs[:, i] == lv, grid.configs[:, i] == b
+    n_on, n_off = on.sum(), off.sum()
     if n_on == 0 or n_off == 0:
         return contrast(grid, np.zeros((0, 1)), [[1.0]] * 3, budget)
-    w = np.where(on, 1.0 / n_on, -1.0 / n_off)
+    w = np.where(on, 1.0 / n_on, np.where(off, -1.0 / n_off, 0.0))
     units = np.arange(len(grid.keys))[None, :]
-    return contrast(grid, units, [w, np.where(on, w, 0.0), np.where(on, 0.0, -w)], budget)
+    return contrast(grid, units, [w, np.where(on, w, 0.0), np.where(off, -w, 0.0)], budget)
 
 
 def interactions(grid: Grid, *, budget: int | None = None, n_boot: int = 2000,

@@ -4,7 +4,8 @@
 - leave-one-out: config(target) - config(target - factor, i.e. at baseline)
 - cumulative:   each step of baseline, +A, +A+B, ... (in ``order``) minus the step before
 
-Each row is a paired difference of two cells across seeds, at that comparison's budget.
+Each row is a paired difference of two cells across seeds, at that comparison's budget,
+with the summary of the configuration an ablation table shows for it at that same budget.
 They work from whatever configurations exist: a full factorial holds them all, the
 one-at-a-time designs exactly their own. A row whose cells are not in the run is left out
 (factors whose baseline and target levels are the same have no row).
@@ -17,6 +18,7 @@ import numpy as np
 from gridrun.analysis._contrast import check_budget, contrast
 from gridrun.analysis._effects import Effect, _holm_effects
 from gridrun.analysis._grid import Grid
+from gridrun.analysis._summary import summary_at
 
 __all__ = ["add_one_in", "leave_one_out", "cumulative"]
 
@@ -87,6 +89,8 @@ def _deltas(grid, kind, steps, budget, n_boot, seed):
             continue
         est, m1, m0 = contrast(grid, rows[None, :], _WEIGHTS, budget).estimates(grid, n_boot, rng)
         config = grid.named(after) if kind == "cumulative" else None
+        shown = rows[1] if kind == "leave_one_out" else rows[0]  # the table row's config
         out.append(Effect(kind, grid.factors[i], grid.levels[i][after[i]],
-                          grid.levels[i][before[i]], est, m1.value, m0.value, config))
+                          grid.levels[i][before[i]], est, m1.value, m0.value, config,
+                          summary_at(grid, int(shown), est.budget)))
     return tuple(_holm_effects(out))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from scipy import special
@@ -11,15 +11,17 @@ from scipy import special
 from gridrun.analysis._contrast import check_budget, default_budget, usable
 from gridrun.analysis._grid import Grid
 from gridrun.analysis._stats import CONFIDENCE
+from gridrun.techniques import same_level
 
-__all__ = ["ConfigSummary", "config_summaries", "best_config", "Survival", "SurvivalRow",
-           "survival"]
+__all__ = ["ConfigSummary", "config_summaries", "config_summary", "best_config", "Survival",
+           "SurvivalRow", "survival"]
 
 
 @dataclass(frozen=True)
 class ConfigSummary:
-    """One configuration at the common ``budget``: the metric over seeds (mean, std,
-    95% t-interval) and its ``rank`` (1 = best by the metric's mode), with cost: ``params``,
+    """One configuration at the epoch ``budget``: the metric over the seeds that reached it
+    (mean, std, 95% t-interval) and its ``rank`` among all configurations at that epoch
+    (1 = best by the metric's mode), with cost: ``params``,
     ``wall_seconds`` (mean over completed trials), ``seconds_per_epoch`` (over every
     non-errored trial, so stopped trials count too) and ``test_acc`` over completed trials."""
 
@@ -43,6 +45,46 @@ class ConfigSummary:
 def config_summaries(grid: Grid, *, budget: int | None = None) -> tuple[ConfigSummary, ...]:
     """Every configuration, best first, at the budget every trial reached (or ``budget``)."""
     b, y, ok = _at_common_budget(grid, budget)
+    out = _summaries(grid, b, y, ok, range(len(grid.keys)))
+    return tuple(sorted(out, key=lambda s: s.rank))
+
+
+def config_summary(grid: Grid, config: Mapping[str, Any], *,
+                   budget: int | None = None) -> ConfigSummary:
+    """One configuration ({factor: level}) at ``budget`` (default: the last epoch every trial
+    of this configuration reached); ``rank`` is among all configurations at that epoch.
+
+    >>> from gridrun.analysis.testing import synthetic_run
+    >>> run = synthetic_run({"A": [False, True]}, value=lambda lv: 0.8 + 0.1 * lv["A"],
+    ...                     slow=lambda lv: 0.01)
+    >>> s = config_summary(run.grid(), {"A": True}, budget=4)
+    >>> round(s.mean, 6), s.budget, s.rank
+    (0.88, 4, 1)
+    """
+    unknown = sorted(set(config) ^ set(grid.factors))
+    if unknown:
+        raise ValueError(f"config must give a level of every factor {list(grid.factors)}; "
+                         f"got {sorted(config)}")
+    codes = []
+    for f, levels in zip(grid.factors, grid.levels):
+        hit = [j for j, lv in enumerate(levels) if same_level(lv, config[f])]
+        if not hit:
+            raise ValueError(f"{config[f]!r} is not a level of {f}; allowed: {list(levels)}")
+        codes.append(hit[0])
+    row = int(grid.rows([grid.key(codes)])[0])
+    if row < 0:
+        raise ValueError(f"configuration {dict(config)} is not in the run")
+    return summary_at(grid, row, check_budget(grid, budget))
+
+
+def summary_at(grid: Grid, row: int, budget: int | None) -> ConfigSummary:
+    """The summary of configuration ``row`` at ``budget`` (None: its own common budget)."""
+    b = default_budget(grid, np.array([row])) if budget is None else budget
+    return _summaries(grid, b, *_at(grid, b), [row])[0]
+
+
+def _summaries(grid, b, y, ok, rows) -> list[ConfigSummary]:
+    """Summaries of configuration ``rows`` from values ``y`` where ``ok``, at epoch ``b``."""
     n = ok.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, np.where(ok, y, 0).sum(axis=1) / np.maximum(n, 1), np.nan)
@@ -64,14 +106,14 @@ def config_summaries(grid: Grid, *, budget: int | None = None) -> tuple[ConfigSu
     err = (grid.present & grid.error).sum(axis=1)
     ncomp = comp.sum(axis=1)
     out = []
-    for c in np.argsort(rank, kind="stable"):
+    for c in rows:
         p = cost["params"][c]
         out.append(ConfigSummary(
             grid.named(grid.configs[c]), int(rank[c]), float(mean[c]), float(std[c]),
             float(mean[c] - half[c]), float(mean[c] + half[c]), b, int(n[c]), int(short[c]),
             int(err[c]), None if np.isnan(p) else int(round(p)), float(cost["wall"][c]),
             float(cost["spe"][c]), float(cost["test"][c]), int(ncomp[c])))
-    return tuple(out)
+    return out
 
 
 def best_config(grid: Grid, budget: int | None = None) -> tuple[int, ...]:
@@ -86,11 +128,15 @@ def best_config(grid: Grid, budget: int | None = None) -> tuple[int, ...]:
 
 def _at_common_budget(grid, budget):
     budget = check_budget(grid, budget)
-    rows = np.arange(len(grid.keys))
-    b = default_budget(grid, rows) if budget is None else budget
+    b = default_budget(grid, np.arange(len(grid.keys))) if budget is None else budget
+    return (b, *_at(grid, b))
+
+
+def _at(grid, b):
+    """(C, S) values at epoch ``b`` and where they are usable (nowhere when ``b`` is None)."""
     if b is None:
-        return None, np.full(grid.present.shape, np.nan), np.zeros(grid.present.shape, bool)
-    return b, grid.values[:, :, b - 1], usable(grid, rows, b)
+        return np.full(grid.present.shape, np.nan), np.zeros(grid.present.shape, bool)
+    return grid.values[:, :, b - 1], usable(grid, np.arange(len(grid.keys)), b)
 
 
 def _rank(mean, mode) -> np.ndarray:

@@ -1,0 +1,189 @@
+"""Does early stopping change the ablation table? One grid on real Fashion-MNIST, three ways.
+
+1. truth:   every trial to the full budget (``scheduler=None``), main effects with 95% CIs;
+2. vanilla: Ray Tune's own ASHAScheduler on single trials (configuration x seed), each
+            effect from every trial's last reported value (what a plain Tune user gets);
+3. gridrun: gridrun's ablation-aware ASHA (anchors, cells, stratified promotion,
+            confirmation), the effects as ``gridrun report`` prints them.
+
+For each: trial-epochs (and their share of the truth's), wall time, sign agreement on every
+effect whose truth interval excludes zero, Spearman rho of effect sizes with the truth, and
+the largest absolute error (points of accuracy). Prints one table and writes JSON.
+
+    GRIDRUN_DATA_DIR=... python benchmarks/asha_agreement.py            # 6 two-level factors
+    python benchmarks/asha_agreement.py --factors 4 --out runs/bench4   # a smaller grid
+
+Each arm's run folder is kept under --out and reused when present (delete it to re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gridrun import ASHA, Ablation, Factor
+
+FACTORS = [Factor("augmentation", [False, True]), Factor("batchnorm", [False, True]),
+           Factor("dropout", [0.0, 0.3]), Factor("optimizer", ["sgd", "adam"]),
+           Factor("weight_decay", [0.0, 5e-4]), Factor("batch_size", [128, 256]),
+           Factor("lr", [None, 0.01]), Factor("backbone", ["simple_cnn", "vgg_small"])]
+
+
+def ablation(args, scheduler):
+    fixed = {"epochs": args.epochs}
+    if args.factors < 6:
+        fixed["batch_size"] = 128
+    return Ablation(name=f"asha_bench_{args.factors}", dataset="fashion_mnist",
+                    factors=FACTORS[:args.factors], fixed=fixed, seeds=args.seeds,
+                    train_size=args.train_size, val_fraction=args.val_fraction,
+                    scheduler=scheduler, resources={"cpu": 1})
+
+
+def run_gridrun(a, out: Path) -> dict:
+    from gridrun.launch import launch
+
+    if not (out / "run.json").is_file():
+        t0 = time.perf_counter()
+        launch(a, run_dir=out, overwrite=True, show_progress=False)
+        (out / "wall.json").write_text(json.dumps({"seconds": time.perf_counter() - t0}))
+    return _effects_from_store(out)
+
+
+def _effects_from_store(out: Path) -> dict:
+    from gridrun.analysis import analyze
+    from gridrun.store import read_run
+
+    run = read_run(out)
+    an = analyze(run.trials, run.epochs, run.spec, n_boot=500)
+    return {"effects": {_name(e): (e.estimate.value, e.estimate.ci_low, e.estimate.ci_high)
+                        for e in an.main_effects},
+            "trial_epochs": int(run.trials["epochs_run"].sum()),
+            "seconds": json.loads((out / "wall.json").read_text())["seconds"],
+            "basis": an.basis}
+
+
+def _name(e) -> str:
+    return f"{e.factor}={e.level}"
+
+
+def run_vanilla(a, out: Path) -> dict:
+    """Ray Tune's ASHAScheduler over single trials, with gridrun's trainer and data."""
+    path = out / "vanilla.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from gridrun.data import load_dataset
+    from gridrun.design import expand
+
+    data = load_dataset(a.dataset, val_fraction=a.val_fraction, split_seed=0,
+                        train_size=a.train_size)
+    trials = expand(a)
+
+    def trainable(config, data=None):
+        from gridrun.torch import train
+
+        train(config["t"]["config"], data, seed=config["t"]["seed"], threads=1,
+              report=lambda m: tune.report({"epoch": m["epoch"], "val_acc": m["val_acc"]}))
+
+    t0 = time.perf_counter()
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        grid = [{"levels": dict(t.levels), "config": dict(t.config), "seed": t.seed}
+                for t in trials]
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(trainable, data=data), {"cpu": 1}),
+            param_space={"t": tune.grid_search(grid)},
+            tune_config=tune.TuneConfig(
+                metric="val_acc", mode="max", reuse_actors=True,
+                scheduler=ASHAScheduler(time_attr="epoch", max_t=a.epochs,
+                                        grace_period=a.scheduler.grace_period,
+                                        reduction_factor=a.scheduler.reduction_factor)),
+            run_config=tune.RunConfig(storage_path=str((out / "tune").resolve()), verbose=0))
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    rows = []
+    for r in results:
+        df = r.metrics_dataframe
+        rows.append((r.config["t"]["levels"], float(df["val_acc"].iloc[-1]), len(df)))
+    effects = {}
+    for f in a.factors:
+        base = f.levels[0]
+        for lv in f.levels[1:]:
+            hi = [v for lvls, v, _ in rows if lvls[f.name] == lv]
+            lo = [v for lvls, v, _ in rows if lvls[f.name] == base]
+            effects[f"{f.name}={lv}"] = (np.mean(hi) - np.mean(lo), math.nan, math.nan)
+    result = {"effects": effects, "trial_epochs": int(sum(n for *_, n in rows)),
+              "seconds": time.perf_counter() - t0, "basis": "last reported value"}
+    path.write_text(json.dumps(result))
+    return result
+
+
+def compare(truth: dict, arm: dict) -> dict:
+    from scipy.stats import spearmanr
+
+    names = list(truth["effects"])
+    t = np.array([truth["effects"][n][0] for n in names])
+    x = np.array([arm["effects"][n][0] for n in names])
+    clear = [i for i, n in enumerate(names)
+             if not truth["effects"][n][1] <= 0 <= truth["effects"][n][2]]
+    signs = sum(np.sign(x[i]) == np.sign(t[i]) for i in clear)
+    return {"epochs": arm["trial_epochs"], "share": arm["trial_epochs"] / truth["trial_epochs"],
+            "seconds": arm["seconds"], "signs": f"{signs}/{len(clear)}",
+            "signs_ok": bool(signs == len(clear)),
+            "rho": float(spearmanr(t, x).statistic), "max_err": float(100 * np.abs(x - t).max())}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--factors", type=int, default=6, choices=range(4, 9))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--grace", type=int, default=1)
+    p.add_argument("--eta", type=int, default=3)
+    p.add_argument("--train-size", type=int, default=2000)
+    p.add_argument("--val-fraction", type=float, default=0.03)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--arms", default="truth,vanilla,gridrun")
+    args = p.parse_args(argv)
+    out = args.out or Path("runs") / f"bench_asha_{args.factors}"
+    out.mkdir(parents=True, exist_ok=True)
+    asha = ASHA(grace_period=args.grace, reduction_factor=args.eta)
+    arms = args.arms.split(",")
+    res = {"truth": run_gridrun(ablation(args, None), out / "truth")}
+    if "vanilla" in arms:
+        res["vanilla ASHA"] = run_vanilla(ablation(args, asha), out / "vanilla")
+    if "gridrun" in arms:
+        res["gridrun"] = run_gridrun(ablation(args, asha), out / "gridrun")
+    table = {k: compare(res["truth"], v) for k, v in res.items()}
+    print(f"Fashion-MNIST, {args.factors} two-level factors, {args.seeds} seeds, "
+          f"{args.epochs} epochs, ASHA grace {args.grace} eta {args.eta}, "
+          f"{args.train_size} training images\n")
+    print(f"{'arm':<14}{'trial-epochs':>13}{'share':>8}{'wall s':>9}{'signs':>7}"
+          f"{'rho':>7}{'max err (pt)':>14}")
+    for k, r in table.items():
+        print(f"{k:<14}{r['epochs']:>13}{r['share']:>8.0%}{r['seconds']:>9.0f}"
+              f"{r['signs']:>7}{r['rho']:>7.2f}{r['max_err']:>14.2f}")
+    print("\neffects (points):")
+    for n in res["truth"]["effects"]:
+        v, lo, hi = res["truth"]["effects"][n]
+        others = "  ".join(f"{k} {100 * res[k]['effects'][n][0]:+.2f}" for k in res
+                           if k != "truth")
+        print(f"  {n:<22} truth {100 * v:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]  {others}")
+    (out / "summary.json").write_text(json.dumps({"args": {k: str(v) for k, v in
+                                                           vars(args).items()},
+                                                  "table": table, "arms": res}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Cells: a configuration with all its seeds, the unit gridrun schedules. Pure bookkeeping
+(no Ray, no framework): grouping trials into cells, and turning the per-seed epoch reports a
+cell produced into trials.parquet and epochs.parquet rows.
+
+    >>> from gridrun import Ablation, Factor
+    >>> from gridrun.design import expand
+    >>> a = Ablation(name="x", dataset="digits", factors=[Factor("batchnorm", [False, True])],
+    ...              seeds=2)
+    >>> [len(c.trials) for c in cells_of(expand(a))]
+    [2, 2]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from gridrun.design import Trial
+from gridrun.schedule import cell_key
+
+__all__ = ["Cell", "cells_of", "trial_status", "trial_row", "epoch_rows", "cell_progress",
+           "EPOCH_KEYS"]
+
+EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration and its trials (one per seed), in seed order."""
+
+    key: str
+    levels: Mapping[str, Any]
+    config: Mapping[str, Any]
+    trials: tuple[Trial, ...]
+
+
+def cells_of(trials: Sequence[Trial]) -> list[Cell]:
+    """Group trials by configuration, keeping the design's order."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        groups.setdefault(cell_key(t.levels), []).append(t)
+    return [Cell(k, ts[0].levels, ts[0].config, tuple(sorted(ts, key=lambda t: t.seed)))
+            for k, ts in groups.items()]
+
+
+def trial_status(epochs_run: int, max_epochs: int, error: str | None,
+                 stopped_by_scheduler: bool) -> str | None:
+    """completed (all epochs), stopped_early (the scheduler stopped it before the last
+    epoch), error (the trial raised or its worker died), or None: the trial ended for
+    another reason (the launch was interrupted), so it has no result to store."""
+    if error:
+        return "error"
+    if epochs_run >= max_epochs:
+        return "completed"
+    return "stopped_early" if stopped_by_scheduler else None
+
+
+def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int,
+              error: str | None = None, stopped_by_scheduler: bool = False,
+              wall_seconds: float | None = None, continued_from: int | None = None
+              ) -> dict | None:
+    """The trials.parquet row of one trial, from the metrics it reported (one per epoch);
+    None for a trial that was cut off by an interrupted launch. ``continued_from`` is the
+    epoch of the checkpoint a confirmation continued it from (None: never stopped)."""
+    val = [r["val_acc"] for r in reports]
+    finite = [(v, i) for i, v in enumerate(val) if v is not None and math.isfinite(v)]
+    best_val, best_i = max(finite, key=lambda t: t[0]) if finite else (None, None)
+    last = reports[-1] if reports else {}
+    status = trial_status(len(reports), max_epochs, error, stopped_by_scheduler)
+    if status is None:
+        return None
+    return {
+        "trial_id": trial.trial_id, **trial.levels, "seed": trial.seed, "status": status,
+        "epochs_run": len(reports), "last_val_acc": last.get("val_acc"),
+        "best_val_acc": best_val,
+        "best_epoch": None if best_i is None else int(reports[best_i]["epoch"]),
+        "test_acc": last.get("test_acc") if status == "completed" else None,
+        "params": last.get("params"),
+        "wall_seconds": last.get("elapsed", wall_seconds) if reports else wall_seconds,
+        "error": error, "continued_from": continued_from,
+    }
+
+
+def epoch_rows(trial_id: str, reports: list[Mapping[str, Any]]) -> list[dict]:
+    return [{"trial_id": trial_id, "epoch": int(r["epoch"]),
+             **{k: r.get(k) for k in EPOCH_KEYS}, "seconds": r.get("epoch_seconds")}
+            for r in reports]
+
+
+def cell_progress(cell: Cell, reports: Mapping[str, list], errors: Mapping[str, str],
+                  metric: str) -> dict:
+    """How far a cell got: {"reached": the last epoch every live seed reported (0 when every
+    seed errored), "value": the seeds' mean ``metric`` there, "error": every seed errored}.
+    The input of ``gridrun.schedule.cells_to_confirm``."""
+    live = [t for t in cell.trials if t.trial_id not in errors]
+    if not live:
+        return {"reached": 0, "value": None, "error": True}
+    reached = min(len(reports.get(t.trial_id, [])) for t in live)
+    if reached == 0:
+        return {"reached": 0, "value": None, "error": False}
+    vals = [reports[t.trial_id][reached - 1].get(metric) for t in live]
+    vals = [v for v in vals if v is not None and math.isfinite(v)]
+    return {"reached": reached, "value": sum(vals) / len(vals) if vals else None,
+            "error": False}

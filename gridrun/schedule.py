@@ -1,0 +1,322 @@
+"""Ablation-aware early stopping: which cells ASHA may stop, when, and what must be confirmed.
+
+Plain ASHA ranks single trials at early epochs, and an ablation table built from what it
+leaves compares techniques at the grace-period epoch: wrong by many points, because early
+epochs rank trials poorly and pruning follows the factor levels (a regularizer that starts
+slowly is stopped every time). gridrun schedules *cells* (a configuration with all its
+seeds) instead, under four rules, each a small pure function here:
+
+- **Anchors** (``anchors_for``): the cells the paper table needs are never stopped. On a full
+  factorial those are a balanced fraction of the grid (a regular 2^(k-p) fraction of
+  resolution IV or more over the two-level factors, crossed with every level of the factors
+  that have more), plus the baseline and the target. The main effects and Shapley parts are
+  estimated from the anchors at the full budget, with every seed. On the other designs every
+  cell is an anchor: their tables need every cell.
+- **Cells, not seeds**: a cell's seeds train in lockstep and are promoted or stopped together,
+  on their mean (``RungState``).
+- **Stratified promotion**: at every rung, every level of every factor keeps a survivor.
+- **Confirmation** (``cells_to_confirm``): after screening, the best screened cells (and any
+  anchor that did not finish) are continued from their checkpoints to the full budget.
+
+    >>> a = anchors_for({"A": [False, True], "B": [False, True], "C": [False, True],
+    ...                  "D": [False, True]}, {}, {})
+    >>> a.name, len(a.points), a.n_cells
+    ('2^(4-1) resolution IV', 8, 16)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from gridrun._fractional import fractional_plan
+
+__all__ = ["Anchors", "anchors_for", "anchors_of_spec", "asha_rungs", "RungState",
+           "cutoff", "cells_to_confirm", "cell_key", "expected_epochs", "DEFAULT_RESOLUTION"]
+
+DEFAULT_RESOLUTION = 4  # main effects clear of two-factor interactions
+
+
+def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> list[int]:
+    """The epochs at which ASHA compares cells: grace * eta^k below max_t.
+
+    >>> asha_rungs(12, 1, 3)
+    [1, 3, 9]
+    """
+    rungs, r = [], grace_period
+    while r < max_t:
+        rungs.append(r)
+        r *= reduction_factor
+    return rungs
+
+
+def cell_key(levels: Mapping[str, Any]) -> str:
+    """A stable text key of a configuration (factor -> level), equal across JSON round trips.
+
+    >>> cell_key({"b": 0.5, "a": True})
+    '{"a": true, "b": 0.5}'
+    """
+    return json.dumps({k: _plain(v) for k, v in levels.items()}, sort_keys=True)
+
+
+def _plain(v):
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()  # numpy scalars from a DataFrame
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)  # 1 and 1.0 are one level (techniques.same_level)
+    return str(v)
+
+
+# -- anchors -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Anchors:
+    """The cells that are never stopped early.
+
+    ``fraction`` is the balanced set the effects are estimated from (every cell when the
+    grid cannot be fractionated); ``points`` adds the baseline and target when the fraction
+    lacks them. ``name`` says what the fraction is; ``generators`` name its factors."""
+
+    points: tuple[dict, ...]
+    fraction: tuple[dict, ...]
+    n_cells: int
+    name: str
+    resolution: int | None
+    generators: tuple[str, ...] = ()
+    two_level: tuple[str, ...] = ()
+    crossed: tuple[str, ...] = ()
+
+    @property
+    def is_all(self) -> bool:
+        return len(self.points) == self.n_cells
+
+    def keys(self) -> set[str]:
+        return {cell_key(p) for p in self.points}
+
+    def fraction_keys(self) -> set[str]:
+        return {cell_key(p) for p in self.fraction}
+
+    def describe(self) -> str:
+        """One sentence for the run's output and its report."""
+        if self.is_all:
+            return f"every cell ({self.n_cells}) at the full budget"
+        extra = len(self.points) - len(self.fraction)
+        cross = f" crossed with every level of {', '.join(self.crossed)}" if self.crossed else ""
+        gens = f" ({', '.join(self.generators)})" if self.generators else ""
+        plus = f", plus {extra} for baseline/target" if extra else ""
+        return (f"the {len(self.fraction)}-cell {self.name} fraction{gens}{cross} of "
+                f"{self.n_cells} cells{plus}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "resolution": self.resolution,
+                "generators": list(self.generators), "cells": len(self.points),
+                "fraction_cells": len(self.fraction), "grid_cells": self.n_cells,
+                "two_level": list(self.two_level), "crossed": list(self.crossed)}
+
+
+def anchors_for(factors: Mapping[str, Sequence], baseline: Mapping[str, Any],
+                target: Mapping[str, Any], *, design: str = "full",
+                resolution: int = DEFAULT_RESOLUTION) -> Anchors:
+    """The anchors of a grid: ``factors`` maps each factor to its levels (the first is the
+    default baseline, the last the default target).
+
+    Only a full factorial is fractionated. Its two-level factors (coded -1 at the baseline
+    level, +1 at the other) follow the smallest regular fraction of at least ``resolution``
+    (signs chosen so the baseline is in it); factors with more levels are crossed in full,
+    so their effects are averaged over the same balanced set. With fewer than 4 two-level
+    factors no resolution IV fraction is smaller than the grid, and every cell is an anchor.
+
+    >>> a = anchors_for({"A": [0, 1], "B": [0, 1], "C": [0, 1], "D": [0, 1], "E": [0, 1],
+    ...                  "F": [0, 1]}, {}, {})
+    >>> a.describe()
+    'the 16-cell 2^(6-2) resolution IV fraction (E=A×B×C, F=B×C×D) of 64 cells'
+    """
+    names = list(factors)
+    levels = {n: list(factors[n]) for n in names}
+    base = {n: baseline.get(n, levels[n][0]) for n in names}
+    tgt = {n: target.get(n, levels[n][-1]) for n in names}
+    n_cells = math.prod(len(v) for v in levels.values())
+    full = [dict(zip(names, combo)) for combo in itertools.product(*levels.values())]
+    two = [n for n in names if len(levels[n]) == 2]
+    many = [n for n in names if len(levels[n]) != 2]
+    if design != "full" or len(two) < 2:
+        return Anchors(tuple(full), tuple(full), n_cells, "full grid", None)
+    plan = fractional_plan(min(len(two), 11), resolution) if len(two) <= 11 else None
+    if plan is None or plan.is_full:
+        return Anchors(tuple(full), tuple(full), n_cells, "full grid", None)
+    other = {n: [lv for lv in levels[n] if not _eq(lv, base[n])][0] for n in two}
+    signs = _baseline_signs(plan)
+    fraction = []
+    for row in plan.runs:
+        two_pt = {n: (other[n] if s * v > 0 else base[n]) for n, s, v in zip(two, signs, row)}
+        for combo in itertools.product(*(levels[n] for n in many)):
+            point = {**two_pt, **dict(zip(many, combo))}
+            fraction.append({n: point[n] for n in names})
+    points, have = list(fraction), {cell_key(p) for p in fraction}
+    for extra in (base, tgt):
+        if cell_key(extra) not in have:
+            points.append(dict(extra))
+            have.add(cell_key(extra))
+    named = plan.named(two)
+    gens = tuple(_generator_text(named, g, s)
+                 for g, s in zip(plan.generators, signs[plan.k - plan.p:]))
+    return Anchors(tuple(points), tuple(fraction), n_cells, plan.name, plan.resolution,
+                   gens, tuple(two), tuple(many))
+
+
+def _eq(a, b) -> bool:
+    return cell_key({"x": a}) == cell_key({"x": b})
+
+
+def _baseline_signs(plan) -> list[int]:
+    """+1/-1 per column so the all-baseline run (every factor at -1) is in the fraction: a
+    generated column that is the product of an even number of base columns is +1 there,
+    so it is flipped."""
+    m = plan.k - plan.p
+    signs = [1] * m
+    for g in plan.generators:
+        word = g.split("=")[1]
+        signs.append(1 if len(word) % 2 == 1 else -1)
+    return signs
+
+
+def _generator_text(named, generator: str, sign: int) -> str:
+    """'E=ABC' as 'dropout=augmentation×batchnorm×optimizer', with a minus when flipped."""
+    lhs, rhs = generator.split("=")
+    return f"{named.label(lhs)}={'-' if sign < 0 else ''}{named.label(rhs)}"
+
+
+def anchors_of_spec(spec: Mapping[str, Any]) -> Anchors | None:
+    """The anchors a run's spec (``Ablation.to_dict()``, as stored in run.json) declares;
+    None when the spec has no gridrun scheduler (no ASHA, or a run made before gridrun
+    scheduled cells, whose ``scheduler`` has no ``resolution``)."""
+    sched = spec.get("scheduler") or {}
+    if not sched or "resolution" not in sched:
+        return None
+    return anchors_for(spec["factors"], spec.get("baseline") or {}, spec.get("target") or {},
+                       design=spec.get("design", "full"), resolution=sched["resolution"])
+
+
+# -- decisions at a rung ---------------------------------------------------------------------
+def cutoff(recorded: Sequence[float], reduction_factor: int, mode: str) -> float | None:
+    """ASHA's bar at a rung: the (1 - 1/eta) quantile of the values recorded there (for
+    "max"; the 1/eta quantile for "min"); None before anything is recorded.
+
+    >>> cutoff([1, 2, 3, 4], 2, "max")
+    2.5
+    """
+    vals = sorted(v for v in recorded if v is not None and math.isfinite(v))
+    if not vals:
+        return None
+    q = 1 - 1 / reduction_factor if mode == "max" else 1 / reduction_factor
+    pos = q * (len(vals) - 1)  # linear interpolation, as numpy.percentile
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
+@dataclass
+class RungState:
+    """The bookkeeping of one ablation-aware ASHA bracket over cells.
+
+    ``on_result(cell, epoch, value)`` returns "continue" or "stop". A cell is judged once
+    per rung, on the mean of its seeds. Anchors (``protected``) always continue, but their
+    values are recorded, so they set the bar too. A screened cell below the bar still
+    continues when some level it has (``strata[cell]``: (factor, level) pairs) has no
+    screened survivor at that rung yet, so among the screened cells every level of every
+    factor keeps survivors (``stratify``; the anchors already reach the end at every level).
+    Decisions are asynchronous, as in ASHA: that survivor is the first of its level to
+    reach the rung, not necessarily the best."""
+
+    rungs: Sequence[int]
+    reduction_factor: int
+    mode: str = "max"
+    protected: set = field(default_factory=set)
+    strata: Mapping[str, Sequence] = field(default_factory=dict)
+    stratify: bool = True
+    recorded: dict = field(default_factory=dict)  # rung -> {cell: value}
+    survivors: dict = field(default_factory=dict)  # rung -> {(factor, level): count}
+    stopped: dict = field(default_factory=dict)  # cell -> rung it was stopped at
+
+    def on_result(self, cell: str, epoch: int, value: float | None) -> str:
+        if epoch not in self.rungs:
+            return "continue"
+        rec = self.recorded.setdefault(epoch, {})
+        if cell in rec:
+            return "continue"
+        bar = cutoff(list(rec.values()), self.reduction_factor, self.mode)
+        bad = value is None or not math.isfinite(value)
+        rec[cell] = value if not bad else None
+        below = bad or (bar is not None and (value < bar if self.mode == "max" else value > bar))
+        surv = self.survivors.setdefault(epoch, {})
+        keep = cell in self.protected or not below
+        if not keep and self.stratify and not bad:
+            keep = any(surv.get(s, 0) == 0 for s in self.strata.get(cell, ()))
+        if not keep:
+            self.stopped[cell] = epoch
+            return "stop"
+        if cell not in self.protected:
+            for s in self.strata.get(cell, ()):
+                surv[s] = surv.get(s, 0) + 1
+        return "continue"
+
+
+def strata_of(levels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The (factor, level) pairs stratified promotion keeps alive, for one cell."""
+    return tuple((f, cell_key({"v": v})) for f, v in levels.items())
+
+
+# -- confirmation ----------------------------------------------------------------------------
+def cells_to_confirm(cells: Mapping[str, Mapping[str, Any]], *, max_t: int, anchors: set,
+                     top: int, mode: str = "max") -> list[str]:
+    """The cells to bring to the full budget ``max_t`` after screening, in order: every
+    anchor that did not get there, then the ``top`` best screened cells that did not.
+
+    ``cells`` maps a cell key to {"reached": epochs every seed of it ran (0 if a seed
+    errored), "value": its mean metric at that epoch, "error": bool}. Screened cells rank by
+    the furthest epoch reached, then by value (ASHA's own ranking: a cell that went further
+    beat others at every rung on the way). Errored cells are never confirmed.
+
+    >>> cells = {"a": {"reached": 12, "value": .9}, "b": {"reached": 3, "value": .8},
+    ...          "c": {"reached": 3, "value": .85}, "d": {"reached": 1, "value": .99}}
+    >>> cells_to_confirm(cells, max_t=12, anchors={"a"}, top=1)
+    ['c']
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise ValueError(f"top must be an integer >= 0, got {top!r}")
+    ok = {k: c for k, c in cells.items() if not c.get("error")}
+    out = [k for k in ok if k in anchors and ok[k]["reached"] < max_t]
+    sign = 1 if mode == "max" else -1
+
+    def rank(k):
+        v = ok[k]["value"]
+        v = -math.inf if v is None or not math.isfinite(v) else sign * v
+        return (-ok[k]["reached"], -v, k)
+
+    screened = sorted((k for k in ok if k not in anchors), key=rank)
+    out += [k for k in screened[:top] if ok[k]["reached"] < max_t]
+    return out
+
+
+def expected_epochs(anchors: Anchors, *, max_t: int, grace_period: int,
+                    reduction_factor: int) -> float:
+    """Expected epochs per seed over the whole grid: anchors run ``max_t``; every other cell
+    reaches the first rung and a 1/eta share of those each next rung (the last survivors
+    run to ``max_t``).
+
+    >>> a = anchors_for({n: [0, 1] for n in "ABCDEF"}, {}, {})
+    >>> round(expected_epochs(a, max_t=12, grace_period=1, reduction_factor=3), 2)
+    309.33
+    """
+    n_screen = anchors.n_cells - len(anchors.points)
+    total, prev, alive = float(len(anchors.points) * max_t), 0, float(n_screen)
+    for r in asha_rungs(max_t, grace_period, reduction_factor):
+        total += alive * (r - prev)
+        prev, alive = r, alive / reduction_factor
+    # The last rung's survivors run to max_t, so the best screened cells are already there;
+    # confirm costs extra only when a run was cut short.
+    return total + alive * (max_t - prev)

@@ -1,0 +1,136 @@
+"""The pure decisions of ablation-aware ASHA: anchors, rung cut-offs, stratified promotion,
+cells to confirm. No Ray."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gridrun import ASHA, Ablation, Factor
+from gridrun.schedule import (RungState, anchors_for, anchors_of_spec, asha_rungs, cell_key,
+                              cells_to_confirm, cutoff, expected_epochs, strata_of)
+
+TWO = [False, True]
+
+
+def grid(k):
+    return {n: TWO for n in "ABCDEFGH"[:k]}
+
+
+@pytest.mark.parametrize("k,cells", [(4, 8), (5, 16), (6, 16), (7, 16), (8, 16)])
+def test_anchor_fraction_is_balanced_orthogonal_and_holds_baseline_and_target(k, cells):
+    a = anchors_for(grid(k), {}, {})
+    assert len(a.fraction) == cells and a.n_cells == 2 ** k
+    x = np.array([[1 if p[n] else -1 for n in grid(k)] for p in a.fraction])
+    assert (x.sum(axis=0) == 0).all()  # every level of every factor equally often
+    assert (x.T @ x == len(x) * np.eye(k)).all()  # main effects orthogonal
+    for i, j in itertools.combinations(range(k), 2):  # resolution IV: no main effect is
+        for m in range(k):  # aliased with a two-factor interaction
+            assert abs((x[:, i] * x[:, j]) @ x[:, m]) < len(x)
+    keys = a.keys()
+    assert cell_key({n: False for n in grid(k)}) in keys
+    assert cell_key({n: True for n in grid(k)}) in keys
+
+
+def test_resolution_5_fraction_of_5_factors_adds_the_target():
+    a = anchors_for(grid(5), {}, {}, resolution=5)
+    # E = -ABCD keeps the all-baseline run, so the all-target run is an extra anchor
+    assert len(a.fraction) == 16 and len(a.points) == 17
+    assert a.describe().endswith("plus 1 for baseline/target")
+
+
+def test_multi_level_factors_are_crossed_in_full():
+    factors = {**grid(4), "backbone": ["simple_cnn", "resnet20", "vgg_small"]}
+    a = anchors_for(factors, {}, {})
+    assert len(a.fraction) == 8 * 3 and a.crossed == ("backbone",)
+    for level in factors["backbone"]:
+        assert sum(p["backbone"] == level for p in a.fraction) == 8
+
+
+def test_small_or_one_at_a_time_grids_protect_every_cell():
+    assert anchors_for(grid(3), {}, {}).is_all  # no resolution IV fraction below 2^3
+    assert anchors_for(grid(6), {}, {}, design="add_one_in").is_all
+
+
+def test_baseline_other_than_first_level_is_in_the_fraction():
+    base = {"A": True, "B": True, "C": False, "D": False}
+    a = anchors_for(grid(4), base, {})
+    assert cell_key(base) in a.keys()
+
+
+def test_anchors_of_spec_matches_the_ablation_and_ignores_old_runs():
+    ab = Ablation(name="x", dataset="digits",
+                  factors=[Factor("augmentation", TWO), Factor("batchnorm", TWO),
+                           Factor("dropout", [0.0, 0.3]), Factor("optimizer", ["sgd", "adam"])],
+                  fixed={"epochs": 4}, seeds=2, scheduler=ASHA(grace_period=1))
+    a = anchors_of_spec(ab.to_dict())
+    assert len(a.fraction) == 8
+    old = {**ab.to_dict(), "scheduler": {"type": "asha", "grace_period": 1,
+                                         "reduction_factor": 3}}
+    assert anchors_of_spec(old) is None
+    assert anchors_of_spec({**ab.to_dict(), "scheduler": None}) is None
+
+
+def test_cutoff_matches_numpy_percentile():
+    vals = [0.3, 0.9, 0.5, 0.7, 0.1]
+    assert cutoff(vals, 3, "max") == pytest.approx(np.percentile(vals, 100 * (1 - 1 / 3)))
+    assert cutoff(vals, 3, "min") == pytest.approx(np.percentile(vals, 100 / 3))
+    assert cutoff([], 3, "max") is None
+
+
+def test_rung_state_stops_below_the_bar_but_never_anchors():
+    s = RungState([1, 3], 2, "max", protected={"anchor"}, stratify=False)
+    assert s.on_result("a", 1, 0.9) == "continue"  # first at the rung: no bar yet
+    assert s.on_result("b", 1, 0.5) == "stop"
+    assert s.on_result("anchor", 1, 0.1) == "continue"
+    assert s.on_result("c", 2, 0.0) == "continue"  # not a rung
+    assert s.stopped == {"b": 1}
+
+
+def test_stratified_promotion_keeps_every_level_alive():
+    levels = {"good": {"aug": False}, "good2": {"aug": False}, "slow": {"aug": True},
+              "slow2": {"aug": True}}
+    strata = {k: strata_of(v) for k, v in levels.items()}
+    plain = RungState([1], 2, "max", strata=strata, stratify=False)
+    strat = RungState([1], 2, "max", strata=strata)
+    for state in (plain, strat):
+        for cell, v in (("good", 0.9), ("good2", 0.8), ("slow", 0.5), ("slow2", 0.4)):
+            state.on_result(cell, 1, v)
+    assert set(plain.stopped) == {"good2", "slow", "slow2"}  # every augmented cell pruned
+    assert set(strat.stopped) == {"good2", "slow2"}  # the best augmented cell survives
+
+
+def test_anchors_do_not_count_as_screened_survivors():
+    strata = {k: strata_of({"aug": k.startswith("aug")}) for k in ("plain", "aug_anchor",
+                                                                     "aug_screened")}
+    s = RungState([1], 2, "max", protected={"aug_anchor"}, strata=strata)
+    s.on_result("plain", 1, 0.9)
+    s.on_result("aug_anchor", 1, 0.1)
+    assert s.on_result("aug_screened", 1, 0.2) == "continue"  # kept for aug = True
+
+
+def test_a_diverged_cell_is_stopped_even_when_its_level_has_no_survivor():
+    s = RungState([1], 2, "max", strata={"x": strata_of({"lr": 10.0})})
+    s.on_result("a", 1, 0.9)
+    assert s.on_result("x", 1, float("nan")) == "stop"
+
+
+def test_cells_to_confirm_takes_unfinished_anchors_then_the_best_screened():
+    cells = {"anchor_done": {"reached": 9, "value": 0.9},
+             "anchor_cut": {"reached": 4, "value": 0.8},
+             "far": {"reached": 9, "value": 0.7},     # already at the full budget
+             "near": {"reached": 3, "value": 0.95},
+             "near2": {"reached": 3, "value": 0.85},
+             "broken": {"reached": 3, "value": 0.99, "error": True}}
+    out = cells_to_confirm(cells, max_t=9, anchors={"anchor_done", "anchor_cut"}, top=2)
+    assert out == ["anchor_cut", "near"]
+    assert cells_to_confirm(cells, max_t=9, anchors=set(), top=0) == []
+    with pytest.raises(ValueError, match="top must be"):
+        cells_to_confirm(cells, max_t=9, anchors=set(), top=-1)
+
+
+def test_expected_epochs_of_six_factor_grid_is_under_half_of_full_training():
+    a = anchors_for(grid(6), {}, {})
+    e = expected_epochs(a, max_t=12, grace_period=1, reduction_factor=3)
+    assert e / (64 * 12) < 0.5
+    assert asha_rungs(12, 1, 3) == [1, 3, 9]
