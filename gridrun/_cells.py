@@ -18,9 +18,10 @@ from typing import Any, Mapping, Sequence
 
 from gridrun.design import Trial
 from gridrun.schedule import cell_key
+from gridrun.store import trials_schema
 
 __all__ = ["Cell", "cells_of", "trial_status", "trial_row", "epoch_rows", "cell_progress",
-           "EPOCH_KEYS"]
+           "collect_rows", "stored_rows", "as_report", "EPOCH_KEYS"]
 
 EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
@@ -103,3 +104,56 @@ def cell_progress(cell: Cell, reports: Mapping[str, list], errors: Mapping[str, 
     vals = [v for v in vals if v is not None and math.isfinite(v)]
     return {"reached": reached, "value": sum(vals) / len(vals) if vals else None,
             "error": False}
+
+
+def stored_rows(run, trials) -> dict:
+    """{trial_id: (trials.parquet row, its epochs rows)} of a stored run, for the trials the
+    spec still expands to."""
+    ids = {t.trial_id for t in trials}
+    rows = {r["trial_id"]: {k: (None if _isna(v) else v) for k, v in r.items()}
+            for r in run.trials.to_dict("records") if r["trial_id"] in ids}
+    eps: dict[str, list] = {}
+    for r in run.epochs.sort_values(["trial_id", "epoch"]).to_dict("records"):
+        if r["trial_id"] in rows:
+            eps.setdefault(r["trial_id"], []).append(
+                {k: (None if _isna(v) else v) for k, v in r.items()})
+    known = set(trials_schema(list(run.spec["factors"])).names)
+    return {tid: ({k: v for k, v in row.items() if k in known}, eps.get(tid, []))
+            for tid, row in rows.items()}
+
+
+def _isna(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def as_report(epoch_row: Mapping[str, Any]) -> dict:
+    """An epochs.parquet row back in the shape the trainer reports."""
+    return {"epoch": int(epoch_row["epoch"]), **{k: epoch_row.get(k) for k in EPOCH_KEYS},
+            "epoch_seconds": epoch_row.get("seconds")}
+
+
+def collect_rows(trials, collector, max_epochs, previous, confirmed):
+    """One row per trial that finished (an interrupted run keeps the trials that completed,
+    were stopped by the scheduler or failed before the interrupt). A trial not run here
+    keeps its ``previous`` row; a confirmed one is continued from ``confirmed[id]``."""
+    rows, epochs = [], []
+    for t in trials:
+        if t.trial_id not in collector.ended:
+            if t.trial_id in previous:
+                row, eps = previous[t.trial_id]
+                rows.append(row)
+                epochs.extend(eps)
+            continue
+        reports = collector.reports.get(t.trial_id, [])
+        start = confirmed.get(t.trial_id)
+        if start and t.trial_id in previous and len(reports) < max_epochs:
+            # a confirmation of an earlier run: its first epochs are in the old store
+            old = [r for r in previous[t.trial_id][1] if r["epoch"] <= start]
+            reports = [as_report(r) for r in old] + reports
+        row = trial_row(t, reports, max_epochs=max_epochs, error=collector.errors.get(t.trial_id),
+                        stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id),
+                        continued_from=start or None)
+        if row is not None:
+            rows.append(row)
+            epochs.extend(epoch_rows(t.trial_id, reports))
+    return rows, epochs

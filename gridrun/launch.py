@@ -18,15 +18,14 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 from gridrun import store
 from gridrun._progress import LiveView, Progress
 from gridrun._runinfo import hardware, run_info
-from gridrun._cells import EPOCH_KEYS, epoch_rows, trial_row, trial_status
+from gridrun._cells import (EPOCH_KEYS, as_report, collect_rows, epoch_rows, stored_rows,
+                            trial_row, trial_status)
 from gridrun.design import expand
 
 __all__ = ["launch", "confirm", "LaunchResult", "trial_row", "trial_status", "epoch_rows",
@@ -367,7 +366,7 @@ def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec
         shutil.rmtree(storage, ignore_errors=True)
         if started_ray:
             ray.shutdown()
-    rows, epochs = _collect_rows(trials, collector, ablation.epochs, previous, confirmed)
+    rows, epochs = collect_rows(trials, collector, ablation.epochs, previous, confirmed)
     interrupted = interrupted or len(rows) < len(trials)
     info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
                     interrupted)
@@ -397,8 +396,8 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
         ablation = _replace(ablation, scheduler=ASHA(grace_period=1))
     top = ablation.scheduler.confirm if top is None else top
     trials = expand(ablation)
-    previous = _previous(run, trials)
-    reports = {tid: [_as_report(e) for e in eps] for tid, (_, eps) in previous.items()}
+    previous = stored_rows(run, trials)
+    reports = {tid: [as_report(e) for e in eps] for tid, (_, eps) in previous.items()}
     errors = {tid: row["error"] or "error" for tid, (row, _) in previous.items()
               if row["status"] == "error"}
     cells = cells_of(trials)
@@ -418,32 +417,6 @@ def _replace(ablation, **changes):
     import dataclasses
 
     return dataclasses.replace(ablation, **changes)
-
-
-def _previous(run, trials) -> dict:
-    """{trial_id: (trials.parquet row, its epochs rows)} of a stored run, for the trials the
-    spec still expands to."""
-    ids = {t.trial_id for t in trials}
-    rows = {r["trial_id"]: {k: (None if _isna(v) else v) for k, v in r.items()}
-            for r in run.trials.to_dict("records") if r["trial_id"] in ids}
-    eps: dict[str, list] = {}
-    for r in run.epochs.sort_values(["trial_id", "epoch"]).to_dict("records"):
-        if r["trial_id"] in rows:
-            eps.setdefault(r["trial_id"], []).append(
-                {k: (None if _isna(v) else v) for k, v in r.items()})
-    known = set(store.trials_schema(list(run.spec["factors"])).names)
-    return {tid: ({k: v for k, v in row.items() if k in known}, eps.get(tid, []))
-            for tid, row in rows.items()}
-
-
-def _isna(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
-def _as_report(epoch_row: Mapping[str, Any]) -> dict:
-    """An epochs.parquet row back in the shape the trainer reports."""
-    return {"epoch": int(epoch_row["epoch"]), **{k: epoch_row.get(k) for k in EPOCH_KEYS},
-            "epoch_seconds": epoch_row.get("seconds")}
 
 
 def _cut_short(cells, collector, max_epochs) -> bool:
@@ -507,30 +480,3 @@ def _tuner(ablation, cells, data, storage, collector, scheduler, verbose, ckpt_d
                                   verbose=1 if verbose else 0, callbacks=[collector],
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
-
-
-def _collect_rows(trials, collector, max_epochs, previous, confirmed):
-    """One row per trial that finished (an interrupted run keeps the trials that completed,
-    were stopped by the scheduler or failed before the interrupt). A trial not run here
-    keeps its ``previous`` row; a confirmed one is continued from ``confirmed[id]``."""
-    rows, epochs = [], []
-    for t in trials:
-        if t.trial_id not in collector.ended:
-            if t.trial_id in previous:
-                row, eps = previous[t.trial_id]
-                rows.append(row)
-                epochs.extend(eps)
-            continue
-        reports = collector.reports.get(t.trial_id, [])
-        start = confirmed.get(t.trial_id)
-        if start and t.trial_id in previous and len(reports) < max_epochs:
-            # a confirmation of an earlier run: its first epochs are in the old store
-            old = [r for r in previous[t.trial_id][1] if r["epoch"] <= start]
-            reports = [_as_report(r) for r in old] + reports
-        row = trial_row(t, reports, max_epochs=max_epochs, error=collector.errors.get(t.trial_id),
-                        stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id),
-                        continued_from=start or None)
-        if row is not None:
-            rows.append(row)
-            epochs.extend(epoch_rows(t.trial_id, reports))
-    return rows, epochs

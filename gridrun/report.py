@@ -308,7 +308,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     """Read the run at ``run_dir`` and render its report (no Ray or framework needed);
     with ``plots_dir``, also draw the plots there (PNG and PDF). "csv" and "json" give
     every table as numbers (``gridrun._tidy``), or only ``table`` when given."""
-    from gridrun.analysis import METRICS, analyze, level_summaries
+    from gridrun.analysis import METRICS, analyze
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")

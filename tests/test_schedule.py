@@ -134,3 +134,20 @@ def test_expected_epochs_of_six_factor_grid_is_under_half_of_full_training():
     e = expected_epochs(a, max_t=12, grace_period=1, reduction_factor=3)
     assert e / (64 * 12) < 0.5
     assert asha_rungs(12, 1, 3) == [1, 3, 9]
+
+
+def test_spec_round_trips_through_run_json_including_old_schedulers():
+    ab = Ablation(name="x", dataset="digits", seeds=2, fixed={"epochs": 6},
+                  factors=[Factor("dropout", [0.0, 0.3]), Factor("batchnorm", TWO)],
+                  scheduler=ASHA(grace_period=2, reduction_factor=2, resolution=5, confirm=3))
+    assert Ablation.from_dict(ab.to_dict()) == ab
+    old = {**ab.to_dict(), "scheduler": {"type": "asha", "grace_period": 2,
+                                         "reduction_factor": 2}}
+    assert Ablation.from_dict(old).scheduler == ASHA(grace_period=2, reduction_factor=2)
+
+
+@pytest.mark.parametrize("kw,msg", [({"resolution": 3}, "resolution must be 4 or 5"),
+                                    ({"confirm": -1}, "confirm must be an integer >= 0")])
+def test_bad_asha_options_are_one_clear_error(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        ASHA(**kw)
