@@ -12,7 +12,7 @@ ablation = Ablation(
     name="quickstart",
     dataset="digits",
     factors=[
-        Factor("augmentation", [False, True]),
+        Factor("crop", [False, True]),  # no flips: a mirrored 2 is not a 2
         Factor("batchnorm", [False, True]),
         Factor("dropout", [0.0, 0.3]),
         Factor("optimizer", ["sgd", "adam"]),

@@ -15,13 +15,13 @@ import logging
 import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridrun import store
+from gridrun._cluster import ClusterError, check_reachable, join_auth_mode, quiet_environment
 from gridrun._progress import LiveView, Progress
 from gridrun._runinfo import hardware, run_info
 from gridrun._cells import (EPOCH_KEYS, as_report, collect_rows, epoch_rows, stored_rows,
@@ -33,10 +33,6 @@ __all__ = ["launch", "confirm", "LaunchResult", "trial_row", "trial_status", "ep
 
 class RunExistsError(ValueError):
     """The output folder already holds a run and overwriting was not asked for."""
-
-
-class ClusterError(ValueError):
-    """The Ray cluster at the given address could not be joined."""
 
 
 @dataclass(frozen=True)
@@ -186,52 +182,8 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
                              "it or --out to write elsewhere")
 
 
-def _quiet_environment(verbose: bool) -> None:
-    # Set before ray.init so the local raylet and workers inherit them.
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # we keep our own
-    if not verbose:
-        # Tune's new output engine prints its header at every verbosity; the legacy
-        # reporter honours verbose=0, and our own progress line replaces both.
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-        os.environ.setdefault("PYTHONWARNINGS", "ignore")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        for name in ("ray", "ray.tune", "ray.train", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def join_auth_mode(address: str | None, environ=os.environ, home: Path | None = None):
-    """The RAY_AUTH_MODE to join ``address`` with, or None to leave Ray's choice alone.
-
-    ``ray start`` and a local ``ray.init()`` turn token authentication on by default, but
-    a driver joining an existing cluster does not, so it is refused even when the token
-    sits in ~/.ray/auth_token. When no mode is set and a token is available (RAY_AUTH_TOKEN,
-    RAY_AUTH_TOKEN_PATH or the default file), join in token mode, as ``ray start`` would.
-    """
-    if not address or "RAY_AUTH_MODE" in environ:
-        return None
-    path = environ.get("RAY_AUTH_TOKEN_PATH") or (home or Path.home()) / ".ray" / "auth_token"
-    return "token" if environ.get("RAY_AUTH_TOKEN") or Path(path).is_file() else None
-
-
-def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
-    """Fail fast on an address nothing listens at: Ray itself retries for many minutes."""
-    if not address or address == "auto" or address.startswith("local"):
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterError(f"cannot join Ray at {address}: expected host:port, "
-                           "ray://host:port or auto")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ClusterError(f"cannot join Ray at {address}: nothing answers there "
-                           f"({e.strerror or e}); is the cluster's head running?") from None
-
-
 def _init_ray(address: str | None, verbose: bool) -> None:
-    _check_reachable(address)
+    check_reachable(address)
     mode = join_auth_mode(address)
     if mode:  # before ray is imported: Ray reads its config once, at import
         os.environ["RAY_AUTH_MODE"] = mode
@@ -326,7 +278,7 @@ def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec
     anchors = _anchors(ablation)
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
                         train_size=ablation.train_size)
-    _quiet_environment(verbose)
+    quiet_environment(verbose)
     started_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     if started_ray:
         _init_ray(address, verbose)

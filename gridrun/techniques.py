@@ -54,6 +54,10 @@ _ALL = (
     Technique("augmentation", "bool", False,
               "Random crop (zero padding of 1/8 of the image side) and horizontal flip, "
               "applied to whole batches on the training device."),
+    Technique("crop", "bool", False,
+              "Random crop alone (zero padding of 1/8 of the image side), no flip: label-safe "
+              "where a mirror image is another class (digits, text). Redundant with "
+              "augmentation, which crops too."),
     Technique("batchnorm", "bool", False, "Batch normalization after every convolution."),
     Technique("dropout", "float", 0.0, "Dropout rate before the classifier layer(s).",
               minimum=0.0, maximum=1.0, max_exclusive=True),

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from gridrun import techniques
-from gridrun.torch._augment import augment
+from gridrun.torch._augment import augment, crop_padding, random_crop
 from gridrun.torch._checkpoint import (STATE_FORMAT, check_format, check_same, cpu_copy,
                                        read_state, write_state)
 from gridrun.torch._data import prepare_data
@@ -46,8 +46,8 @@ __all__ = ["train", "Trainer", "set_threads", "check_config", "IMPLEMENTED", "RE
            "EVAL_BATCH"]
 
 # The techniques this trainer implements: a config must set each of them and nothing else.
-IMPLEMENTED = ("augmentation", "batchnorm", "dropout", "optimizer", "lr", "weight_decay",
-               "backbone", "epochs", "batch_size")
+IMPLEMENTED = ("augmentation", "crop", "batchnorm", "dropout", "optimizer", "lr",
+               "weight_decay", "backbone", "epochs", "batch_size")
 # Keys of every report; the last one adds "test_acc".
 REPORT_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                "epoch_seconds", "params")
@@ -210,6 +210,8 @@ class Trainer:
             xb, yb = data.x_train[idx], data.y_train[idx]
             if self.config["augmentation"]:
                 xb = augment(xb, self._aug_gen)  # on [0, 1] pixels, so the padding is black
+            elif self.config["crop"]:
+                xb = random_crop(xb, crop_padding(*xb.shape[-2:]), self._aug_gen)
             logits = model(data.standardize(xb))
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)

@@ -171,3 +171,15 @@ def test_trains_on_cuda(data, config):
                     report=reports.append)  # device None picks cuda
     assert summary["device"].startswith("cuda")
     assert reports[-1]["val_acc"] > 0.9 and len(reports) == 3
+
+
+def test_crop_augments_without_flipping(data, config, monkeypatch):
+    """crop changes training (it draws from the augmentation stream) but never mirrors."""
+    plain = without_time(run(config(epochs=2), data)[0])
+    cropped = without_time(run(config(epochs=2, crop=True), data)[0])
+    assert cropped != plain
+    flips = []
+    real_flip = _train.augment
+    monkeypatch.setattr(_train, "augment", lambda x, g: flips.append(1) or real_flip(x, g))
+    run(config(epochs=1, crop=True), data)
+    assert flips == []  # the flipping augmentation is never called
