@@ -135,7 +135,8 @@ def as_report(epoch_row: Mapping[str, Any]) -> dict:
 def collect_rows(trials, collector, max_epochs, previous, confirmed):
     """One row per trial that finished (an interrupted run keeps the trials that completed,
     were stopped by the scheduler or failed before the interrupt). A trial not run here
-    keeps its ``previous`` row; a confirmed one is continued from ``confirmed[id]``."""
+    keeps its ``previous`` row; ``confirmed[id]`` is the epoch a continued trial's
+    checkpoint was at (its reports hold every epoch, from before and after it)."""
     rows, epochs = [], []
     for t in trials:
         if t.trial_id not in collector.ended:
@@ -146,10 +147,6 @@ def collect_rows(trials, collector, max_epochs, previous, confirmed):
             continue
         reports = collector.reports.get(t.trial_id, [])
         start = confirmed.get(t.trial_id)
-        if start and t.trial_id in previous and len(reports) < max_epochs:
-            # a confirmation of an earlier run: its first epochs are in the old store
-            old = [r for r in previous[t.trial_id][1] if r["epoch"] <= start]
-            reports = [as_report(r) for r in old] + reports
         row = trial_row(t, reports, max_epochs=max_epochs, error=collector.errors.get(t.trial_id),
                         stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id),
                         continued_from=start or None)

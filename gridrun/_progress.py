@@ -46,6 +46,15 @@ class Progress:
             self.errored += 1
         # "interrupted": the trial is no longer running and has no result
 
+    def reclassify(self, trial_id: str, old: str, new: str) -> None:
+        """A finished trial ended again with another status (a stopped trial that a
+        confirmation continued to the end): move it between the counts."""
+        self.running.discard(trial_id)
+        counts = {"completed": "completed", "stopped_early": "stopped", "error": "errored"}
+        if old in counts and new in counts and old != new:
+            setattr(self, counts[old], getattr(self, counts[old]) - 1)
+            setattr(self, counts[new], getattr(self, counts[new]) + 1)
+
     @property
     def done(self) -> int:
         return self.completed + self.stopped + self.errored

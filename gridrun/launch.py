@@ -77,9 +77,11 @@ def _cell_trainable(config: dict, data=None) -> None:
         except (RuntimeError, ValueError, OSError) as e:
             errors[t["trial_id"]] = f"{type(e).__name__}: {e}"
     save_at = set(cell["save_at"])
-    while trainers and min(tr.epoch for tr in trainers.values()) < cell["epochs"]:
+    while any(not tr.done for tr in trainers.values()):
         per_seed = {}
         for tid, tr in list(trainers.items()):
+            if tr.done:  # a seed that resumed from a later checkpoint than its siblings
+                continue
             try:
                 per_seed[tid] = {**tr.step(), "elapsed": tr.seconds}
             except (RuntimeError, ValueError) as e:  # e.g. a diverged seed
@@ -87,7 +89,7 @@ def _cell_trainable(config: dict, data=None) -> None:
                 del trainers[tid]
         if not per_seed:
             break
-        epoch = next(iter(per_seed.values()))["epoch"]
+        epoch = min(m["epoch"] for m in per_seed.values())
         if epoch in save_at:
             for tid, tr in trainers.items():
                 tr.save(checkpoint_path(cell["checkpoints"], tid))
@@ -150,12 +152,13 @@ def _make_collector(progress: Progress, metric: str, live, scheduler):
             for tid in self._ids(trial):
                 if error and tid not in self.errors:
                     self.errors[tid] = error
-                if tid in self.ended and len(self.reports.get(tid, [])) < epochs:
-                    continue
-                self.ended.add(tid)
                 n = len(self.reports.get(tid, []))
                 status = trial_status(n, epochs, self.errors.get(tid),
                                       self.stopped_by_scheduler(tid))
+                if tid in self.ended:  # a confirmation continued a stopped trial
+                    self.progress.reclassify(tid, "stopped_early", status or "interrupted")
+                    continue
+                self.ended.add(tid)
                 self.progress.finish(tid, status or "interrupted")
             self.live()
 
@@ -263,7 +266,7 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
 
 def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec_path,
          show_progress, confirm_top, only_cells=None, resume=False,
-         continued=None) -> LaunchResult:
+         continued=None, prior=None) -> LaunchResult:
     """Screen ``trials`` (or only the cells ``only_cells``), confirm, and write the store.
     ``previous`` holds {trial_id: (row, epoch rows)} of a run being confirmed: trials not
     run again keep those."""
@@ -296,8 +299,9 @@ def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec
         with LiveView(progress, console, show_progress) as live:
             scheduler = None if resume else _scheduler(ablation, cells, anchors)
             collector = _make_collector(progress, ablation.metric, live, scheduler)
+            collector.reports.update({tid: list(r) for tid, r in (prior or {}).items()})
             tuner = _tuner(ablation, first, data, storage, collector, scheduler, verbose,
-                           ckpt_dir, resume=resume)
+                           ckpt_dir, resume=resume, protected=anchors.keys())
             interrupted = _fit(tuner) or _cut_short(first, collector, ablation.epochs)
         if not interrupted and confirm_top is not None:
             info = {c.key: cell_progress(c, collector.reports, collector.errors,
@@ -359,10 +363,12 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     ckpt = Path(run_dir) / store.CHECKPOINTS
     continued = {t.trial_id: info[c.key]["reached"] for c in cells if c.key in keys
                  for t in c.trials if checkpoint_path(ckpt, t.trial_id).is_file()}
+    # what a continued trial already ran; the rest of a confirmed cell starts again
+    prior = {tid: reports[tid][:k] for tid, k in continued.items()}
     return _run(ablation, trials, previous, run_dir=Path(run_dir), address=address,
                 verbose=verbose, console=console, spec_path=run.info.get("spec_file"),
                 show_progress=show_progress, confirm_top=None, only_cells=keys, resume=True,
-                continued=continued)
+                continued=continued, prior=prior)
 
 
 def _replace(ablation, **changes):
@@ -406,7 +412,7 @@ def _schedule_info(ablation, anchors, rows, confirmed) -> dict:
 
 
 def _tuner(ablation, cells, data, storage, collector, scheduler, verbose, ckpt_dir, *,
-           resume):
+           resume, protected=frozenset()):
     from ray import tune
 
     from gridrun.schedule import asha_rungs
@@ -420,7 +426,8 @@ def _tuner(ablation, cells, data, storage, collector, scheduler, verbose, ckpt_d
     grid = [{"key": c.key, "config": dict(c.config), "epochs": ablation.epochs,
              "trials": [{"trial_id": t.trial_id, "seed": t.seed} for t in c.trials],
              "checkpoints": str(ckpt_dir), "resume": resume,
-             "save_at": rungs if scheduler is not None else []} for c in cells]
+             "save_at": rungs if scheduler is not None and c.key not in protected else []}
+            for c in cells]
     return tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search(grid), "threads": threads,

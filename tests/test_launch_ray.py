@@ -116,24 +116,32 @@ def test_report_is_built_from_anchors_at_the_full_budget(asha_run):
 
 
 def test_confirm_continues_screened_cells_from_their_checkpoints(asha_run, tmp_path):
+    """Stopped trials resume from their rung checkpoints: the epochs before it are kept from
+    the store (a sentinel written there survives), the ones after are trained. A seed whose
+    checkpoint is gone trains again from epoch 1, beside its sibling that resumes."""
     run, _ = asha_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     before = pd.read_parquet(copy / "trials.parquet").set_index("trial_id")
-    old_epochs = pd.read_parquet(copy / "epochs.parquet")
+    stopped = sorted(before.index[before.status == "stopped_early"])
+    lost = stopped[0]
+    (copy / "checkpoints" / f"{lost}.pt").unlink()
+    epochs = pd.read_parquet(copy / "epochs.parquet")
+    epochs.loc[epochs.trial_id.isin(stopped) & (epochs.epoch == 1), "val_acc"] = 0.123
+    epochs.to_parquet(copy / "epochs.parquet", index=False)
     proc = gridrun("confirm", copy, "--top", "8", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(stopped) - 1} continued to the full budget" in proc.stdout
     after = pd.read_parquet(copy / "trials.parquet").set_index("trial_id")
     epochs = pd.read_parquet(copy / "epochs.parquet")
     assert (after.status == "completed").all() and (after.epochs_run == EPOCHS).all()
-    was = before.status == "stopped_early"
-    assert (after.continued_from[was] == before.epochs_run[was]).all()
-    assert after.continued_from[~was].isna().all()
+    resumed = [t for t in stopped if t != lost]
+    assert (after.continued_from[resumed] == before.epochs_run[resumed]).all()
+    assert after.continued_from.drop(resumed).isna().all()
     assert (epochs.groupby("trial_id").epoch.apply(list) == [[1, 2, 3, 4]] * 32).all()
-    # the epochs before the checkpoint are the ones the screen measured, untouched
-    merged = old_epochs.merge(epochs, on=["trial_id", "epoch"], suffixes=("_old", ""))
-    assert len(merged) == len(old_epochs)
-    assert (merged.val_acc_old == merged.val_acc).all()
+    first = epochs[epochs.epoch == 1].set_index("trial_id").val_acc
+    assert (first[resumed] == 0.123).all()  # kept from the store, not trained again
+    assert first[lost] != 0.123  # no checkpoint: trained from the start
     report = gridrun("report", copy, cwd=tmp_path).stdout
     assert "Numbers: every cell at epoch 4" in report
 

@@ -91,3 +91,13 @@ def test_join_auth_mode_reads_token_path(tmp_path):
     (tmp_path / "tok").write_text("t" * 32)
     env = {"RAY_AUTH_TOKEN_PATH": str(tmp_path / "tok")}
     assert join_auth_mode("h:1", env, home=tmp_path / "nohome") == "token"
+
+
+def test_progress_moves_a_confirmed_trial_from_stopped_to_completed():
+    p = Progress("x", total=2, metric="val_acc")
+    for tid, status in (("a", "completed"), ("b", "stopped_early")):
+        p.start(tid)
+        p.finish(tid, status)
+    p.start("b")  # the confirmation continues it
+    p.reclassify("b", "stopped_early", "completed")
+    assert (p.done, p.completed, p.stopped, len(p.running)) == (2, 2, 0, 0)
