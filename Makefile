@@ -1,13 +1,14 @@
 # make demo   - create .venv, install gridrun with PyTorch and Ray, run the quickstart ablation
 # make test   - create .venv, install, run the test suite
 # make bench  - the benchmark scripts (numbers for the README; not tests)
+# make bench-asha - ASHA vs full training on Fashion-MNIST (about an hour on 2 cores)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= torch,dev
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench bench-asha clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fashion_baseline.py
 	$(BIN)/python benchmarks/report_scale.py
+
+bench-asha: $(STAMP)
+	$(BIN)/python benchmarks/asha_agreement.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,7 @@ def run_vanilla(a, out: Path) -> dict:
         train(config["t"]["config"], data, seed=config["t"]["seed"], threads=1,
               report=lambda m: tune.report({"epoch": m["epoch"], "val_acc": m["val_acc"]}))
 
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter honours verbose=0
     t0 = time.perf_counter()
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:

@@ -97,12 +97,15 @@ def effects_table(a, f: _Fmt) -> Table:
                  caption=_caption(a, f"{kind} effect"))
 
 
-def _caption(a, what: str) -> str:
+def _caption(a, what: str, anchored: bool = True) -> str:
     seeds = a.counts.n_seeds
     sh = (f"; Shapley φ splits the baseline → target gain ({a.shapley.method}) so the parts "
           "sum to it" if a.shapley else "")
-    return (f"{what} on {a.metric} at the epoch shown (the last every compared trial "
-            f"reached); 95% t-interval over {seeds} seeds, blocked on seed, and a bootstrap "
+    screened = "anchors" in a.basis
+    where = ("the anchors, every seed at the full budget" if screened and anchored else
+             "cells that reached the full budget with every seed" if screened else
+             "the last every compared trial reached")
+    return (f"{what} on {a.metric} at the epoch shown ({where}); 95% t-interval over {seeds} seeds, blocked on seed, and a bootstrap "
             f"over whole seeds; * = Holm-adjusted p < 0.05{sh}")
 
 
@@ -171,7 +174,7 @@ def config_table(a, f: _Fmt, view: str) -> Table:
                   "params", "s/epoch"), tuple(rows),
                  bold=frozenset({(best, 1)}) if best >= 0 else frozenset(),
                  numeric=(1, 2, 3, 5, 6, 7),
-                 caption=_caption(a, f"{view.replace('_', '-')} comparison") +
+                 caption=_caption(a, f"{view.replace('_', '-')} comparison", anchored=False) +
                  "; mean ± half-width of the 95% t-interval over seeds, at the row's epoch "
                  "(a reference row: the last epoch all its trials reached); best mean in "
                  "bold; s/epoch is training time")
