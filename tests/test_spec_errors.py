@@ -27,7 +27,7 @@ def spec_source(**overrides) -> str:
 
 CASES = [
     ("unknown factor", spec_source(factors="[Factor('dropuot', [0.1])]"),
-     "unknown technique 'dropuot'; allowed: augmentation, batchnorm, dropout, optimizer, lr, "
+     "unknown technique 'dropuot'; allowed: augmentation, crop, batchnorm, dropout, optimizer, lr, "
      "weight_decay, backbone, epochs, batch_size (did you mean 'dropout'?)"),
     ("unknown level", spec_source(factors="[Factor('optimizer', ['sgd', 'adma'])]"),
      "factor 'optimizer': unknown level 'adma'; allowed: sgd, adam, rmsprop "
@@ -59,7 +59,7 @@ CASES = [
     ("unknown resource", spec_source(resources="{'gpus': 1}"),
      "resources: unknown key 'gpus'; allowed: cpu, gpu (did you mean 'gpu'?)"),
     ("fixed unknown", spec_source(fixed="{'epoch': 4}"),
-     "fixed: unknown technique 'epoch'; allowed: augmentation, batchnorm, dropout, optimizer, "
+     "fixed: unknown technique 'epoch'; allowed: augmentation, crop, batchnorm, dropout, optimizer, "
      "lr, weight_decay, backbone, epochs, batch_size (did you mean 'epochs'?)"),
     ("epochs as factor", spec_source(factors="[Factor('epochs', [1, 2])]"),
      "'epochs' cannot be a factor; set it in fixed={'epochs': ...}"),
