@@ -259,6 +259,13 @@ def launch(ablation, *, run_dir: str | Path | None = None, address: str | None =
     _prepare_run_dir(run_dir, overwrite)
     shutil.rmtree(run_dir / store.CHECKPOINTS, ignore_errors=True)
     trials = expand(ablation)
+    if ablation.scheduler is not None and show_progress:
+        from rich.console import Console
+
+        from gridrun.plan import anchors_text
+
+        (console or Console(stderr=True)).print(anchors_text(ablation), highlight=False,
+                                               soft_wrap=True)
     return _run(ablation, trials, {}, run_dir=run_dir, address=address, verbose=verbose,
                 console=console, spec_path=spec_path, show_progress=show_progress,
                 confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0)
