@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--eta", type=int, default=3)
     p.add_argument("--train-size", type=int, default=2000)
     p.add_argument("--val-fraction", type=float, default=0.03)
+    p.add_argument("--resolution", type=int, default=4, choices=(4, 5),
+                   help="resolution of gridrun's anchors (5: main effects clear of 3FIs)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--arms", default="truth,vanilla,gridrun")
     args = p.parse_args(argv)
@@ -161,11 +163,15 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     asha = ASHA(grace_period=args.grace, reduction_factor=args.eta)
     arms = args.arms.split(",")
+    gridrun_asha = ASHA(grace_period=args.grace, reduction_factor=args.eta,
+                        resolution=args.resolution)
+    label = "gridrun" if args.resolution == 4 else f"gridrun res {args.resolution}"
     res = {"truth": run_gridrun(ablation(args, None), out / "truth")}
     if "vanilla" in arms:
         res["vanilla ASHA"] = run_vanilla(ablation(args, asha), out / "vanilla")
     if "gridrun" in arms:
-        res["gridrun"] = run_gridrun(ablation(args, asha), out / "gridrun")
+        res[label] = run_gridrun(ablation(args, gridrun_asha),
+                                 out / label.replace(" ", "_"))
     table = {k: compare(res["truth"], v) for k, v in res.items()}
     print(f"Fashion-MNIST, {args.factors} two-level factors, {args.seeds} seeds, "
           f"{args.epochs} epochs, ASHA grace {args.grace} eta {args.eta}, "
@@ -181,9 +187,9 @@ def main(argv=None) -> int:
         others = "  ".join(f"{k} {100 * res[k]['effects'][n][0]:+.2f}" for k in res
                            if k != "truth")
         print(f"  {n:<22} truth {100 * v:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]  {others}")
-    (out / "summary.json").write_text(json.dumps({"args": {k: str(v) for k, v in
-                                                           vars(args).items()},
-                                                  "table": table, "arms": res}, indent=2))
+    summary = {"args": {k: str(v) for k, v in vars(args).items()}, "table": table,
+               "arms": res}
+    (out / f"summary_{label.replace(' ', '_')}.json").write_text(json.dumps(summary, indent=2))
     return 0
 
 
