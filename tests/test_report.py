@@ -9,7 +9,6 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from gridrun import store
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
 
@@ -21,12 +20,7 @@ FACTORS = {"augmentation": [False, True], "batchnorm": [False, True], "dropout":
 
 
 def save(run, path):
-    def records(df):
-        return df.astype(object).where(df.notna(), None).to_dict("records")
-
-    store.write_run(path, factor_names=list(run.spec["factors"]), trials=records(run.trials),
-                    epochs=records(run.epochs), info={"spec": run.spec, "complete": True})
-    return path
+    return run.save(path)
 
 
 @pytest.fixture(scope="module")

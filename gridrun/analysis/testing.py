@@ -44,6 +44,18 @@ class SyntheticRun:
     def grid(self, metric: str = "val_acc") -> Grid:
         return prepare(self.trials, self.epochs, self.spec, metric=metric)
 
+    def save(self, path):
+        """Write the run as a gridrun run folder at ``path`` (for report tests); returns it."""
+        from gridrun import store
+
+        def records(df):
+            return df.astype(object).where(df.notna(), None).to_dict("records")
+
+        store.write_run(path, factor_names=list(self.spec["factors"]),
+                        trials=records(self.trials), epochs=records(self.epochs),
+                        info={"spec": self.spec, "complete": True})
+        return path
+
 
 def additive(base: float, main: Mapping[str, Mapping[Any, float]] | None = None,
              pairs: Mapping[tuple[str, str], Mapping[tuple, float]] | None = None

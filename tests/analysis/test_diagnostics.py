@@ -7,7 +7,6 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from gridrun import store
 from gridrun.analysis import analyze, asha_diagnostics
 from gridrun.analysis import _diagnostics
 from gridrun.analysis.testing import synthetic_run
@@ -171,12 +170,7 @@ def test_module_examples():
 
 
 def save(run, path):
-    def records(df):
-        return df.astype(object).where(df.notna(), None).to_dict("records")
-
-    store.write_run(path, factor_names=list(run.spec["factors"]), trials=records(run.trials),
-                    epochs=records(run.epochs), info={"spec": run.spec, "complete": True})
-    return path
+    return run.save(path)
 
 
 def table_rows(text, title):
