@@ -10,6 +10,7 @@ helpers below (``trial_row``, ``trial_status``) are usable without Ray installed
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -27,6 +28,7 @@ from gridrun._runinfo import hardware, run_info
 from gridrun._cells import (EPOCH_KEYS, as_report, collect_rows, epoch_rows, stored_rows,
                             trial_row, trial_status)
 from gridrun.design import expand
+from gridrun.schedule import anchors_of
 
 __all__ = ["launch", "confirm", "LaunchResult", "trial_row", "trial_status", "epoch_rows",
            "RunExistsError", "ClusterError", "join_auth_mode", "checkpoint_path"]
@@ -237,14 +239,6 @@ def _scheduler(ablation, cells, anchors):
     return CellASHA()
 
 
-def _anchors(ablation):
-    from gridrun.schedule import anchors_for
-
-    res = ablation.scheduler.resolution if ablation.scheduler else 4
-    return anchors_for({f.name: f.levels for f in ablation.factors}, ablation.baseline,
-                       ablation.target, design=ablation.design, resolution=res)
-
-
 def launch(ablation, *, run_dir: str | Path | None = None, address: str | None = None,
            verbose: bool = False, overwrite: bool = False, console=None,
            spec_path: str | Path | None = None, show_progress: bool = True) -> LaunchResult:
@@ -285,7 +279,7 @@ def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec
 
     console = console or Console(stderr=True)
     cells = cells_of(trials)
-    anchors = _anchors(ablation)
+    anchors = anchors_of(ablation)
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
                         train_size=ablation.train_size)
     quiet_environment(verbose)
@@ -339,7 +333,7 @@ def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec
     counts = {s: sum(r["status"] == s for r in rows) for s in store.STATUSES}
     return LaunchResult(run_dir, len(rows), counts["completed"], counts["stopped_early"],
                         counts["error"], (dt.datetime.now(dt.timezone.utc) - started_at)
-                        .total_seconds(), interrupted, len({t for t in confirmed}))
+                        .total_seconds(), interrupted, len(confirmed))
 
 
 def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None = None,
@@ -356,7 +350,7 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     run = store.read_run(run_dir)
     ablation = Ablation.from_dict(run.spec)
     if ablation.scheduler is None:
-        ablation = _replace(ablation, scheduler=ASHA(grace_period=1))
+        ablation = dataclasses.replace(ablation, scheduler=ASHA(grace_period=1))
     top = ablation.scheduler.confirm if top is None else top
     trials = expand(ablation)
     previous = stored_rows(run, trials)
@@ -365,7 +359,7 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
               if row["status"] == "error"}
     cells = cells_of(trials)
     info = {c.key: cell_progress(c, reports, errors, ablation.metric) for c in cells}
-    keys = set(cells_to_confirm(info, max_t=ablation.epochs, anchors=_anchors(ablation).keys(),
+    keys = set(cells_to_confirm(info, max_t=ablation.epochs, anchors=anchors_of(ablation).keys(),
                                 top=top, mode=ablation.mode))
     ckpt = Path(run_dir) / store.CHECKPOINTS
     continued = {t.trial_id: info[c.key]["reached"] for c in cells if c.key in keys
@@ -376,12 +370,6 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
                 verbose=verbose, console=console, spec_path=run.info.get("spec_file"),
                 show_progress=show_progress, confirm_top=None, only_cells=keys, resume=True,
                 continued=continued, prior=prior)
-
-
-def _replace(ablation, **changes):
-    import dataclasses
-
-    return dataclasses.replace(ablation, **changes)
 
 
 def _cut_short(cells, collector, max_epochs) -> bool:

@@ -5,8 +5,8 @@ the user or measured by a short calibration run. With ASHA the expected epochs p
 follow from its survival rule: every trial reaches the first rung, and a fraction 1/eta of
 those at each rung goes on to the next (``asha_expected_epochs``).
 
-    >>> asha_expected_epochs(max_t=9, grace_period=1, reduction_factor=3)
-    3.0
+    >>> round(asha_expected_epochs(max_t=9, grace_period=1, reduction_factor=3), 4)
+    2.3333
 """
 
 from __future__ import annotations
@@ -16,28 +16,11 @@ import dataclasses
 from tabulate import tabulate
 
 from gridrun.design import design_points, expand
+from gridrun.schedule import asha_expected_epochs, asha_rungs
 from gridrun.spec import DESIGNS
 
 __all__ = ["plan_text", "asha_rungs", "asha_expected_epochs", "design_table",
            "calibrate"]
-
-
-def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> list[int]:
-    """The epochs at which ASHA compares trials: grace * eta^k below max_t."""
-    rungs, r = [], grace_period
-    while r < max_t:
-        rungs.append(r)
-        r *= reduction_factor
-    return rungs
-
-
-def asha_expected_epochs(max_t: int, grace_period: int, reduction_factor: int) -> float:
-    """Expected epochs per trial when a fraction 1/eta survives each rung."""
-    total, prev, alive = 0.0, 0, 1.0
-    for r in asha_rungs(max_t, grace_period, reduction_factor):
-        total += alive * (r - prev)
-        prev, alive = r, alive / reduction_factor
-    return total + alive * (max_t - prev)
 
 
 def _variants(ablation) -> list:
@@ -83,12 +66,11 @@ def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> lis
 def _epochs_per_cell(a, n_points: int) -> float:
     """Expected epochs per configuration (and seed) under gridrun's scheduling: anchors run
     every epoch, the other cells of a full factorial are screened (``schedule``)."""
-    from gridrun.schedule import anchors_for, expected_epochs
+    from gridrun.schedule import anchors_of, expected_epochs
 
     if a.scheduler is None:
         return float(a.epochs)
-    anchors = anchors_for({f.name: f.levels for f in a.factors}, a.baseline, a.target,
-                          design=a.design, resolution=a.scheduler.resolution)
+    anchors = anchors_of(a)
     if anchors.is_all:
         return float(a.epochs)
     return expected_epochs(anchors, max_t=a.epochs, grace_period=a.scheduler.grace_period,
@@ -97,13 +79,11 @@ def _epochs_per_cell(a, n_points: int) -> float:
 
 def anchors_text(ablation) -> str:
     """What the scheduler will never stop, in one line (for plan and launch)."""
-    from gridrun.schedule import anchors_for
+    from gridrun.schedule import anchors_of
 
     if ablation.scheduler is None:
         return "no early stopping: every cell runs every epoch"
-    a = anchors_for({f.name: f.levels for f in ablation.factors}, ablation.baseline,
-                    ablation.target, design=ablation.design,
-                    resolution=ablation.scheduler.resolution)
+    a = anchors_of(ablation)
     if a.is_all:
         why = ("its design needs every cell" if ablation.design != "full" else
                "fewer than 4 two-level factors leave no smaller resolution IV fraction")

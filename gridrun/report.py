@@ -294,13 +294,12 @@ def _level_rows(run, a, metric, budget):
     """Per-level summaries over the cells the effects use: the anchors at the full budget
     for a screened run, else every trial at the common budget (or ``budget``)."""
     from gridrun.analysis import level_summaries
-    from gridrun.analysis._analyze import cell_keys, screened_anchors
+    from gridrun.analysis._analyze import anchor_trials, screened_anchors
 
     anchors = screened_anchors(run.trials, run.spec) if budget is None else None
     trials = run.trials
     if anchors is not None:
-        keys = cell_keys(trials, list(run.spec["factors"]))
-        trials = trials[[k in anchors.fraction_keys() for k in keys]]
+        trials = anchor_trials(trials, run.spec, anchors)
         budget = a.epochs
     return level_summaries(trials, run.epochs, run.spec, metric=metric, budget=budget)
 

@@ -34,8 +34,9 @@ from typing import Any, Mapping, Sequence
 
 from gridrun._fractional import fractional_plan
 
-__all__ = ["Anchors", "anchors_for", "anchors_of_spec", "asha_rungs", "RungState",
-           "cutoff", "cells_to_confirm", "cell_key", "expected_epochs", "DEFAULT_RESOLUTION"]
+__all__ = ["Anchors", "anchors_for", "anchors_of", "anchors_of_spec", "asha_rungs",
+           "asha_expected_epochs", "expected_epochs", "RungState", "strata_of", "cutoff",
+           "cells_to_confirm", "cell_key", "DEFAULT_RESOLUTION"]
 
 DEFAULT_RESOLUTION = 4  # main effects clear of two-factor interactions
 
@@ -51,6 +52,19 @@ def asha_rungs(max_t: int, grace_period: int, reduction_factor: int) -> list[int
         rungs.append(r)
         r *= reduction_factor
     return rungs
+
+
+def asha_expected_epochs(max_t: int, grace_period: int, reduction_factor: int) -> float:
+    """Expected epochs per trial when a fraction 1/eta survives each rung.
+
+    >>> round(asha_expected_epochs(max_t=9, grace_period=1, reduction_factor=3), 4)
+    2.3333
+    """
+    total, prev, alive = 0.0, 0, 1.0
+    for r in asha_rungs(max_t, grace_period, reduction_factor):
+        total += alive * (r - prev)
+        prev, alive = r, alive / reduction_factor
+    return total + alive * (max_t - prev)
 
 
 def cell_key(levels: Mapping[str, Any]) -> str:
@@ -145,7 +159,7 @@ def anchors_for(factors: Mapping[str, Sequence], baseline: Mapping[str, Any],
     many = [n for n in names if len(levels[n]) != 2]
     if design != "full" or len(two) < 2:
         return Anchors(tuple(full), tuple(full), n_cells, "full grid", None)
-    plan = fractional_plan(min(len(two), 11), resolution) if len(two) <= 11 else None
+    plan = fractional_plan(len(two), resolution) if len(two) <= 11 else None
     if plan is None or plan.is_full:
         return Anchors(tuple(full), tuple(full), n_cells, "full grid", None)
     other = {n: [lv for lv in levels[n] if not _eq(lv, base[n])][0] for n in two}
@@ -188,6 +202,13 @@ def _generator_text(named, generator: str, sign: int) -> str:
     """'E=ABC' as 'dropout=augmentation×batchnorm×optimizer', with a minus when flipped."""
     lhs, rhs = generator.split("=")
     return f"{named.label(lhs)}={'-' if sign < 0 else ''}{named.label(rhs)}"
+
+
+def anchors_of(ablation) -> Anchors:
+    """The anchors of a ``gridrun.Ablation`` (its scheduler's resolution, else the default)."""
+    res = ablation.scheduler.resolution if ablation.scheduler else DEFAULT_RESOLUTION
+    return anchors_for({f.name: f.levels for f in ablation.factors}, ablation.baseline,
+                       ablation.target, design=ablation.design, resolution=res)
 
 
 def anchors_of_spec(spec: Mapping[str, Any]) -> Anchors | None:
@@ -312,11 +333,8 @@ def expected_epochs(anchors: Anchors, *, max_t: int, grace_period: int,
     >>> round(expected_epochs(a, max_t=12, grace_period=1, reduction_factor=3), 2)
     309.33
     """
-    n_screen = anchors.n_cells - len(anchors.points)
-    total, prev, alive = float(len(anchors.points) * max_t), 0, float(n_screen)
-    for r in asha_rungs(max_t, grace_period, reduction_factor):
-        total += alive * (r - prev)
-        prev, alive = r, alive / reduction_factor
     # The last rung's survivors run to max_t, so the best screened cells are already there;
     # confirm costs extra only when a run was cut short.
-    return total + alive * (max_t - prev)
+    n_screen = anchors.n_cells - len(anchors.points)
+    return len(anchors.points) * max_t + n_screen * asha_expected_epochs(
+        max_t, grace_period, reduction_factor)

@@ -173,13 +173,17 @@ def cell_keys(trials: pd.DataFrame, factors) -> list[str]:
     return [cell_key(dict(zip(factors, vals))) for vals in zip(*cols)]
 
 
+def anchor_trials(trials: pd.DataFrame, spec: Mapping[str, Any], anchors) -> pd.DataFrame:
+    """The trials of the anchors' balanced fraction (the cells a screened run's effects use)."""
+    keys = pd.Series(cell_keys(trials, list(spec["factors"])), index=trials.index)
+    return trials[keys.isin(anchors.fraction_keys()).to_numpy()]
+
+
 def _screened(trials, epochs, spec, grids, anchors, metrics, n_boot, seed):
     """Effects from the anchors' balanced fraction at the full budget; configurations from
     every cell that reached it. Interactions and variance shares need the whole grid."""
     E = int(spec["epochs"])
-    keep = pd.Series(cell_keys(trials, list(spec["factors"])), index=trials.index) \
-        .isin(anchors.fraction_keys()).to_numpy()
-    sub = trials[keep]
+    sub = anchor_trials(trials, spec, anchors)
     sub_epochs = epochs[epochs["trial_id"].isin(set(sub["trial_id"]))]
     frac = prepare_many(sub, sub_epochs, {**spec, "design": "fractional"}, metrics)
     kw = dict(budget=E, n_boot=n_boot, seed=seed)

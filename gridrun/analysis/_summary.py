@@ -200,11 +200,10 @@ def _reached(counts) -> tuple[int, ...]:
 
 
 def _rungs(scheduler, E) -> tuple[int, ...]:
+    """The scheduler's rungs below E, then E itself (just E without a scheduler)."""
+    from gridrun.schedule import asha_rungs
+
     if not scheduler:
         return (E,)
-    g, rf = int(scheduler.get("grace_period", 1)), int(scheduler.get("reduction_factor", 3))
-    rungs, r = [], g
-    while r < E:
-        rungs.append(r)
-        r *= rf
-    return tuple(rungs) + (E,)
+    return tuple(asha_rungs(E, int(scheduler.get("grace_period", 1)),
+                            int(scheduler.get("reduction_factor", 3)))) + (E,)
