@@ -88,31 +88,39 @@ class ASHA:
     its seeds): stop the weakest cells at rungs grace_period, grace_period*reduction_factor,
     ... (in epochs), but never the anchors the table is built from.
 
-    On a full factorial the anchors are a balanced fraction of the grid of at least
-    ``resolution`` (4: main effects clear of two-factor interactions; 5: two-factor
-    interactions clear too) plus the baseline and target; they run every epoch with every
-    seed. ``confirm`` best screened cells are brought to the full budget at the end.
-    Every level of every factor keeps survivors at each rung (stratified promotion)."""
+    On a full factorial the anchors are a balanced fraction of the grid plus the baseline
+    and target; they run every epoch with every seed. ``resolution`` 4 keeps main effects
+    clear of two-factor interactions, 5 clears three-factor interactions too; None (the
+    default) takes 5 when the whole schedule is expected to fit ``budget`` (a share of the
+    trial-epochs of running every cell to the end), else 4. ``confirm`` best screened cells
+    are brought to the full budget at the end. Every level of every factor keeps survivors
+    at each rung (stratified promotion)."""
 
     grace_period: int = 1
     reduction_factor: int = 3
-    resolution: int = 4
+    resolution: int | None = None
     confirm: int = 1
+    budget: float = 0.5
 
     def __post_init__(self) -> None:
         for key, lo in (("grace_period", 1), ("reduction_factor", 2), ("confirm", 0)):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 _fail(f"ASHA {key} must be an integer >= {lo}, got {v!r}")
-        if isinstance(self.resolution, bool) or self.resolution not in (4, 5):
-            _fail(f"ASHA resolution must be 4 or 5 (the anchors' fraction: IV keeps main "
-                  f"effects clear of two-factor interactions, V keeps those clear too), "
-                  f"got {self.resolution!r}")
+        if self.resolution is not None and (isinstance(self.resolution, bool)
+                                            or self.resolution not in (4, 5)):
+            _fail(f"ASHA resolution must be 4, 5 or None (the anchors' fraction: IV keeps main "
+                  f"effects clear of two-factor interactions, V keeps those clear too; None "
+                  f"picks V when it fits the budget), got {self.resolution!r}")
+        b = self.budget
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b <= 1:
+            _fail(f"ASHA budget must be a share of the full grid's epochs in (0, 1], "
+                  f"got {b!r}")
 
     def to_dict(self) -> dict:
         return {"type": "asha", "grace_period": self.grace_period,
                 "reduction_factor": self.reduction_factor, "resolution": self.resolution,
-                "confirm": self.confirm}
+                "confirm": self.confirm, "budget": self.budget}
 
 
 @dataclass(frozen=True)

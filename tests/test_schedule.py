@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from gridrun import ASHA, Ablation, Factor
-from gridrun.schedule import (RungState, anchors_for, anchors_of_spec, asha_rungs, cell_key,
-                              cells_to_confirm, cutoff, expected_epochs, strata_of)
+from gridrun.schedule import (RungState, anchors_for, anchors_of, anchors_of_spec, asha_rungs,
+                              cell_key, cells_to_confirm, choose_resolution, cutoff,
+                              expected_epochs, strata_of)
 
 TWO = [False, True]
 
@@ -146,8 +147,44 @@ def test_spec_round_trips_through_run_json_including_old_schedulers():
     assert Ablation.from_dict(old).scheduler == ASHA(grace_period=2, reduction_factor=2)
 
 
-@pytest.mark.parametrize("kw,msg", [({"resolution": 3}, "resolution must be 4 or 5"),
-                                    ({"confirm": -1}, "confirm must be an integer >= 0")])
+@pytest.mark.parametrize("k,max_t,eta,budget,res", [
+    (8, 8, 4, 0.5, 5),   # resolution V: 65 anchors of 256 cells, 44% with the screen
+    (8, 8, 4, 0.4, 4),   # ... over a 40% budget
+    (6, 8, 4, 0.5, 4),   # 6 factors: the V half alone is 50%, the screen puts it over
+    (6, 8, 4, 0.7, 5),
+    (7, 16, 5, 0.5, 4),  # 2^(7-1) is the smallest resolution V fraction of 7 factors
+])
+def test_resolution_follows_the_budget(k, max_t, eta, budget, res):
+    a = choose_resolution(grid(k), {}, {}, max_t=max_t, grace_period=1, reduction_factor=eta,
+                          budget=budget)
+    assert a.resolution >= res and (a.resolution >= 5) == (res == 5)
+    five = anchors_for(grid(k), {}, {}, resolution=5)
+    share = expected_epochs(five, max_t=max_t, grace_period=1,
+                            reduction_factor=eta) / (2 ** k * max_t)
+    assert (share <= budget) == (res == 5)  # the rule, checked against its own arithmetic
+    assert f"budget of {budget:.0%}" in a.describe()
+
+
+def test_default_asha_picks_resolution_from_budget_and_run_json_agrees():
+    factors = [Factor(n, TWO) for n in ("augmentation", "batchnorm", "crop")] + [
+        Factor("dropout", [0.0, 0.3]), Factor("optimizer", ["sgd", "adam"]),
+        Factor("weight_decay", [0.0, 5e-4]), Factor("batch_size", [128, 256]),
+        Factor("lr", [None, 0.01])]
+    ab = Ablation(name="x", dataset="digits", factors=factors, fixed={"epochs": 8},
+                  scheduler=ASHA(grace_period=1, reduction_factor=4))
+    a = anchors_of(ab)
+    assert a.resolution == 5 and len(a.fraction) == 64
+    assert anchors_of_spec(ab.to_dict()).keys() == a.keys()
+    tight = Ablation(**{**ab.__dict__, "scheduler": ASHA(1, 4, budget=0.3)})
+    assert anchors_of(tight).resolution == 4 and len(anchors_of(tight).fraction) == 16
+    forced = Ablation(**{**ab.__dict__, "scheduler": ASHA(1, 4, resolution=4)})
+    assert anchors_of(forced).why == "" and anchors_of(forced).resolution == 4
+
+
+@pytest.mark.parametrize("kw,msg", [({"resolution": 3}, "resolution must be 4, 5 or None"),
+                                    ({"confirm": -1}, "confirm must be an integer >= 0"),
+                                    ({"budget": 0}, r"budget must be a share .* in \(0, 1\]"),
+                                    ({"budget": 1.5}, "budget must be a share")])
 def test_bad_asha_options_are_one_clear_error(kw, msg):
     with pytest.raises(ValueError, match=msg):
         ASHA(**kw)
