@@ -14,6 +14,7 @@ from gridrun._tidy import TABLES, tidy_tables
 from gridrun.analysis import analyze
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
+from gridrun.report import report_text
 
 CELLS = {(False, False, 0.0): 0.80, (True, False, 0.0): 0.83, (False, True, 0.0): 0.85,
          (False, False, 0.5): 0.82, (True, True, 0.0): 0.91, (True, False, 0.5): 0.84,
@@ -142,3 +143,17 @@ def test_loss_metric_stays_in_its_units(worked):
     assert code == 0 and doc["run"]["units"].startswith("val_loss in its own units")
     effects = {r["factor"]: r["effect"] for r in doc["tables"]["techniques"]}
     assert effects == pytest.approx({k: -v for k, v in MAIN.items()})  # val_loss = 1 - acc
+
+
+def test_a_none_level_of_a_nullable_technique_reports(tmp_path):
+    """lr=None (the optimizer's default) is stored as NaN in the float lr column; the report
+    must still find its level (it failed with "lr has value nan")."""
+    effect = {None: 0.0, 0.01: 0.03}
+    run = synthetic_run({"lr": [None, 0.01], "batchnorm": [False, True]},
+                        value=lambda lv: 0.8 + effect[lv["lr"]] + 0.02 * lv["batchnorm"],
+                        seeds=2)
+    run.save(tmp_path / "run")
+    table = json.loads(report_text(tmp_path / "run", fmt="json", table="techniques"))
+    rows = {r["factor"]: r for r in table["tables"]["techniques"]}
+    assert rows["lr"]["effect"] == pytest.approx(0.03)
+    assert rows["batchnorm"]["effect"] == pytest.approx(0.02)

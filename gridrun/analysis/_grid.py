@@ -176,6 +176,10 @@ def _point(point, factors, levels, default, what) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _missing(value) -> bool:
+    return value is None or isinstance(value, (float, np.floating)) and np.isnan(value)
+
+
 def _level_index(value, levels, name, what) -> int:
     """Index of one value among a factor's levels (the scalar form of ``_codes``)."""
     is_bool = isinstance(value, (bool, np.bool_))
@@ -185,7 +189,7 @@ def _level_index(value, levels, name, what) -> int:
         if isinstance(lv, str) or isinstance(value, str):
             if str(lv) == str(value):
                 return j
-        elif lv == value:
+        elif lv == value or lv is None and _missing(value):
             return j
     raise ValueError(f"{what}: factor {name!r} has value {value!r}, which is not one of its "
                      f"levels {list(levels)}")
@@ -198,8 +202,11 @@ def _codes(col: pd.Series, name: str, levels: tuple, what: str = "trials") -> np
         vals = col.to_numpy() if col.dtype == bool else \
             col.map(lambda v: v if isinstance(v, (bool, np.bool_)) else None).to_numpy()
         vals = pd.Index(vals, dtype=object)
-    elif all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in levels):
-        index = pd.Index(np.array(levels, dtype=float))
+    elif all(v is None or isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+             for v in levels):
+        # None is a level of nullable techniques (lr=None: the optimizer's default); a
+        # float column stores it as NaN
+        index = pd.Index(np.array([np.nan if v is None else v for v in levels], dtype=float))
         vals = pd.Index(pd.to_numeric(col, errors="coerce").to_numpy(float))
     else:
         index, vals = pd.Index([str(v) for v in levels]), pd.Index(col.astype(str))

@@ -179,8 +179,8 @@ def _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E) -> pd.Da
         codes = np.array([lv.index(p[n]) for p in points])[cfg]
         if all(isinstance(x, bool) for x in lv):
             cols[n] = np.array(lv, dtype=bool)[codes]
-        elif all(isinstance(x, (int, float)) for x in lv):
-            cols[n] = np.array(lv, dtype=float)[codes]
+        elif all(x is None or isinstance(x, (int, float)) for x in lv):
+            cols[n] = np.array([np.nan if x is None else x for x in lv], dtype=float)[codes]
         else:
             cols[n] = np.array([str(x) for x in lv], dtype=object)[codes]
     last_row = np.cumsum(run_e) - 1
