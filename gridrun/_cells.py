@@ -79,7 +79,7 @@ def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int
         "test_acc": last.get("test_acc") if status == "completed" else None,
         "params": last.get("params"),
         "wall_seconds": last.get("elapsed", wall_seconds) if reports else wall_seconds,
-        "error": error, "continued_from": continued_from,
+        "error": error, "continued_from": continued_from, "node": last.get("node"),
     }
 
 
@@ -132,25 +132,21 @@ def as_report(epoch_row: Mapping[str, Any]) -> dict:
             "epoch_seconds": epoch_row.get("seconds")}
 
 
-def collect_rows(trials, collector, max_epochs, previous, confirmed):
+def collect_rows(trials, collector, previous):
     """One row per trial that finished (an interrupted run keeps the trials that completed,
     were stopped by the scheduler or failed before the interrupt). A trial not run here
-    keeps its ``previous`` row; ``confirmed[id]`` is the epoch a continued trial's
-    checkpoint was at (its reports hold every epoch, from before and after it)."""
+    keeps its ``previous`` row (from the journal of earlier sessions, or the store of a run
+    being confirmed)."""
     rows, epochs = [], []
     for t in trials:
         if t.trial_id not in collector.ended:
             if t.trial_id in previous:
-                row, eps = previous[t.trial_id]
+                row, eps = previous[t.trial_id][:2]
                 rows.append(row)
                 epochs.extend(eps)
             continue
-        reports = collector.reports.get(t.trial_id, [])
-        start = confirmed.get(t.trial_id)
-        row = trial_row(t, reports, max_epochs=max_epochs, error=collector.errors.get(t.trial_id),
-                        stopped_by_scheduler=collector.stopped_by_scheduler(t.trial_id),
-                        continued_from=start or None)
+        row = collector.row(t)
         if row is not None:
             rows.append(row)
-            epochs.extend(epoch_rows(t.trial_id, reports))
+            epochs.extend(epoch_rows(t.trial_id, collector.reports.get(t.trial_id, [])))
     return rows, epochs

@@ -4,7 +4,11 @@
     gridrun launch ablations/standard.py --dry-run print the trials, run nothing
     gridrun plan ablations/standard.py             trials and compute per design
     gridrun report runs/quickstart                 the ablation table from the Parquet store
+    gridrun status runs/standard                   a run in progress, here or elsewhere
+    gridrun resume runs/standard                   finish a run that was cut off
     gridrun techniques                             the techniques a spec may use
+
+Run folders may be storage URIs (s3://, gs://, file://, ...) wherever a path is taken.
 
 Every user error (bad spec, data file, run folder, argument) is one line on stderr and
 exit code 2.
@@ -21,11 +25,23 @@ from gridrun import techniques
 from gridrun.spec import SpecError, load_spec
 
 def _user_errors() -> tuple:
+    from gridrun._storage import StorageError
     from gridrun.data import DataError
     from gridrun.launch import ClusterError, RunExistsError
     from gridrun.store import StoreError
 
-    return (SpecError, DataError, StoreError, RunExistsError, ClusterError)
+    return (SpecError, DataError, StoreError, RunExistsError, ClusterError, StorageError)
+
+
+def _store_errors() -> tuple:
+    from gridrun._storage import StorageError
+    from gridrun.store import StoreError
+
+    return (StoreError, StorageError)
+
+
+def _plots_of(run: str) -> str:
+    return run.rstrip("/") + "/plots"
 
 
 def _fail(message: str) -> None:
@@ -45,15 +61,22 @@ def main() -> None:
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
               help="Join the Ray cluster at this address (default: $RAY_ADDRESS, else start "
                    "Ray in-process).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder (default: runs/<name>).")
+@click.option("--out", default=None, metavar="PATH|URI",
+              help="Run folder (default: <storage>/<name>).")
+@click.option("--storage", envvar="GRIDRUN_STORAGE", default=None, metavar="PATH|URI",
+              help="Where run folders go: a local path or a URI such as s3://bucket/gridrun "
+                   "(default: $GRIDRUN_STORAGE, else runs). Trial results, checkpoints and "
+                   "the Parquet store are written there.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in the run folder.")
 @click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
-def launch(spec: Path, dry_run: bool, address: str | None, out: Path | None, overwrite: bool,
-           verbose: bool) -> None:
-    """Run the ablation defined in SPEC (a Python file) on Ray Tune.
+def launch(spec: Path, dry_run: bool, address: str | None, out: str | None,
+           storage: str | None, overwrite: bool, verbose: bool) -> None:
+    """Run the ablation defined in SPEC (a Python file) on Ray Tune. A run folder holding
+    an unfinished run of the same spec is continued: trials that finished are kept.
 
     Example: gridrun launch ablations/quickstart.py
+
+    Example: gridrun launch ablations/standard.py --storage s3://bucket/gridrun
     """
     try:
         ablation = load_spec(spec)
@@ -70,8 +93,8 @@ def launch(spec: Path, dry_run: bool, address: str | None, out: Path | None, ove
         _fail(f"launching needs Ray and PyTorch ({e.name} is missing): "
               "pip install 'gridrun[torch]'")
     try:
-        result = run(ablation, run_dir=out, address=address, verbose=verbose,
-                     overwrite=overwrite, spec_path=spec)
+        result = run(ablation, run_dir=out, storage=storage, address=address,
+                     verbose=verbose, overwrite=overwrite, spec_path=spec)
     except _user_errors() as e:
         _fail(str(e))
     _print_launch_summary(result)
@@ -112,19 +135,21 @@ def _print_launch_summary(result) -> None:
                f"({result.completed} completed, {result.stopped_early} stopped by ASHA, "
                f"{result.errors} errors{confirmed}) -> {result.run_dir}")
     click.echo()
-    click.echo(report_text(result.run_dir, plots_dir=result.run_dir / "plots"), nl=False)
-    click.echo(f"\nplots: {result.run_dir / 'plots'}; full report: gridrun report "
-               f"{result.run_dir}")
+    run = str(result.run_dir)
+    click.echo(report_text(run, plots_dir=_plots_of(run)), nl=False)
+    click.echo(f"\nplots: {_plots_of(run)}; full report: gridrun report {run}")
+    if result.resumed:
+        click.echo(f"({result.resumed} trials were kept from earlier sessions)")
     if result.interrupted:
-        click.echo(f"interrupted: {result.run_dir} holds the trials that finished; "
-                   "run.json says complete: false", err=True)
+        click.echo(f"interrupted: {run} holds the trials that finished (run.json says "
+                   f"complete: false); continue with: gridrun resume {run}", err=True)
         sys.exit(130)
     if result.errors:
         sys.exit(1)
 
 
 @main.command()
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", metavar="RUN")
 @click.option("--format", "fmt",
               type=click.Choice(["markdown", "latex", "html", "csv", "json"]),
               default="markdown", show_default=True,
@@ -149,7 +174,7 @@ def _print_launch_summary(result) -> None:
                    "configurations, add_one_in, leave_one_out, cumulative, interactions, "
                    "variance, gap, survival (and the ASHA diagnostics tables of a run with a "
                    "scheduler).")
-def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: int | None,
+def report(run: str, fmt: str, out: Path | None, metric: str | None, budget: int | None,
            view: str | None, plots: bool, table: str | None) -> None:
     """Write the ablation report of the run folder RUN. Reads only its Parquet files and
     run.json, so it works without Ray, PyTorch or TensorFlow.
@@ -162,7 +187,7 @@ def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: in
 
     try:
         text = report_text(run, fmt=fmt, metric=metric, budget=budget, view=view,
-                           plots_dir=run / "plots" if plots else None, table=table)
+                           plots_dir=_plots_of(run) if plots else None, table=table)
     except _user_errors() + (ValueError,) as e:
         _fail(str(e))
     if out is None:
@@ -175,18 +200,18 @@ def report(run: Path, fmt: str, out: Path | None, metric: str | None, budget: in
         tmp.replace(out)
     except OSError as e:
         _fail(f"{out}: cannot write the report ({e.strerror})")
-    click.echo(f"wrote {out}" + (f" and plots in {run / 'plots'}" if plots else ""), err=True)
+    click.echo(f"wrote {out}" + (f" and plots in {_plots_of(run)}" if plots else ""), err=True)
 
 
 @main.command()
-@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run", metavar="RUN")
 @click.option("--top", type=click.IntRange(min=0), default=None,
               help="Best screened cells to bring to the full budget (default: the spec's "
                    "ASHA confirm, usually 1).")
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
               help="Join the Ray cluster at this address (default: start Ray in-process).")
 @click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
-def confirm(run: Path, top: int | None, address: str | None, verbose: bool) -> None:
+def confirm(run: str, top: int | None, address: str | None, verbose: bool) -> None:
     """Bring the cells the table of RUN needs to the full budget: anchors that did not get
     there and the best screened cells, continued from their checkpoints (trained from the
     start when the run has none, as runs made before gridrun scheduled cells). The run
@@ -204,6 +229,48 @@ def confirm(run: Path, top: int | None, address: str | None, verbose: bool) -> N
     except _user_errors() as e:
         _fail(str(e))
     _print_launch_summary(result)
+
+
+@main.command()
+@click.argument("run", metavar="RUN")
+@click.option("--address", envvar="RAY_ADDRESS", default=None,
+              help="Join the Ray cluster at this address (default: $RAY_ADDRESS, else start "
+                   "Ray in-process).")
+@click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
+def resume(run: str, address: str | None, verbose: bool) -> None:
+    """Finish the unfinished run in RUN (a path or URI): after a killed driver, Ctrl-C or a
+    restarted RayJob pod. Trials that finished are kept; trials that were running continue
+    from their checkpoints. Running the same gridrun launch again does the same.
+
+    Example: gridrun resume runs/standard
+    """
+    try:
+        from gridrun.launch import resume as run_resume
+    except ImportError as e:
+        _fail(f"resuming needs Ray and PyTorch ({e.name} is missing): "
+              "pip install 'gridrun[torch]'")
+    try:
+        result = run_resume(run, address=address, verbose=verbose)
+    except _user_errors() as e:
+        _fail(str(e))
+    _print_launch_summary(result)
+
+
+@main.command()
+@click.argument("run", metavar="RUN")
+def status(run: str) -> None:
+    """How the run in RUN (a path or URI) is doing, from what is in its storage: trials per
+    status, best so far, elapsed and estimated time left. Works while the run executes
+    elsewhere (a RayJob, a cloud cluster); needs neither Ray nor a framework.
+
+    Example: gridrun status s3://bucket/gridrun/standard
+    """
+    from gridrun._status import status_text
+
+    try:
+        click.echo(status_text(run), nl=False)
+    except _store_errors() as e:
+        _fail(str(e))
 
 
 @main.command(name="techniques")

@@ -1,8 +1,15 @@
 """Run an ablation on Ray Tune: Ray init (local or a cluster address), the Tuner over the
-expanded trials, ASHA, resources, the live progress view, and writing the store.
+grid's cells, ablation-aware ASHA, resources, retries, the live progress view, resuming, and
+writing the store.
 
-This is the only module that imports ray, and it does so inside functions, so the pure
-helpers below (``trial_row``, ``trial_status``) are usable without Ray installed.
+A run folder (a local path or a storage URI) holds the store and, while the run is not
+complete, its journal (``gridrun._journal``) and checkpoints: a killed driver loses only the
+epochs in flight, and ``launch`` on the same spec and folder (or ``resume``) finishes the grid
+without training again any trial that had finished. Trials whose worker dies are retried
+from their checkpoints on the nodes that remain.
+
+Ray is imported inside functions here and in the trainable and collector modules, so the
+pure helpers (``trial_row``, ``trial_status``) are usable without Ray installed.
 
     >>> from gridrun import load_spec
     >>> summary = launch(load_spec("ablations/quickstart.py"))   # doctest: +SKIP
@@ -10,36 +17,50 @@ helpers below (``trial_row``, ``trial_status``) are usable without Ray installed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
-import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridrun import store
+from gridrun import _journal, store
+from gridrun._cells import as_report, collect_rows, epoch_rows, stored_rows, trial_row, \
+    trial_status
 from gridrun._cluster import ClusterError, check_reachable, join_auth_mode, quiet_environment
 from gridrun._progress import LiveView, Progress
+from gridrun._reaper import Reaper
 from gridrun._runinfo import hardware, run_info
-from gridrun._cells import (EPOCH_KEYS, as_report, collect_rows, epoch_rows, stored_rows,
-                            trial_row, trial_status)
+from gridrun._storage import Location, StorageError
+from gridrun._trainable import checkpoint_of, history_of
 from gridrun.design import expand
 from gridrun.schedule import anchors_of
 
-__all__ = ["launch", "confirm", "LaunchResult", "trial_row", "trial_status", "epoch_rows",
-           "RunExistsError", "ClusterError", "join_auth_mode", "checkpoint_path"]
+__all__ = ["launch", "resume", "confirm", "LaunchResult", "trial_row", "trial_status",
+           "epoch_rows", "RunExistsError", "ClusterError", "join_auth_mode", "run_location",
+           "MAX_FAILURES"]
+
+# The in-process cluster is one node: declaring it dead only kills the run. On a busy laptop
+# its raylet can miss Ray's default health checks (5 x 3 s) while trainings hold every core.
+_LOCAL_HEALTH = {"health_check_failure_threshold": 40}
+MAX_FAILURES = 3  # retries of a cell whose worker died (from its checkpoints)
+CHECKPOINT_SECONDS = 10.0  # at least this often every seed is checkpointed (and at rungs)
+
 
 class RunExistsError(ValueError):
-    """The output folder already holds a run and overwriting was not asked for."""
+    """The output folder already holds a run that cannot be continued, or a driver is
+    running it now."""
 
 
 @dataclass(frozen=True)
 class LaunchResult:
-    run_dir: Path
+    run_dir: Path | Location
     trials: int
     completed: int
     stopped_early: int
@@ -47,144 +68,82 @@ class LaunchResult:
     seconds: float
     interrupted: bool
     confirmed: int = 0  # trials continued from a checkpoint to the full budget
+    resumed: int = 0  # trials already finished by earlier sessions of this run
 
 
-# -- the trainable (runs in Ray workers) ---------------------------------------------------
-def checkpoint_path(directory: str | Path, trial_id: str) -> Path:
-    """Where one trial's (configuration + seed) latest rung checkpoint is kept."""
-    return Path(directory) / f"{trial_id}.pt"
-
-
-def _cell_trainable(config: dict, data=None) -> None:
-    """Train every seed of one cell in lockstep and report once per epoch: the seeds' mean
-    metric (what the scheduler judges) and each seed's own metrics. Before each report at an
-    epoch in ``save_at``, every seed is checkpointed, because the scheduler may stop the
-    cell at that report and the loop never resumes. A seed that raises is dropped and
-    reported as an error; the cell goes on with the others."""
-    from ray import tune
-
-    from gridrun.torch import Trainer, prepare_data, set_threads
-
-    cell, metric = config["cell"], config["metric"]
-    set_threads(config["threads"])
-    shared = prepare_data(data)
-    trainers, errors = {}, {}
-    for t in cell["trials"]:
-        path = checkpoint_path(cell["checkpoints"], t["trial_id"])
-        try:
-            if cell["resume"] and path.is_file():
-                trainers[t["trial_id"]] = Trainer.load(path, shared)
-            else:
-                trainers[t["trial_id"]] = Trainer(cell["config"], shared, seed=t["seed"])
-        except (RuntimeError, ValueError, OSError) as e:
-            errors[t["trial_id"]] = f"{type(e).__name__}: {e}"
-    save_at = set(cell["save_at"])
-    while any(not tr.done for tr in trainers.values()):
-        per_seed = {}
-        for tid, tr in list(trainers.items()):
-            if tr.done:  # a seed that resumed from a later checkpoint than its siblings
-                continue
-            try:
-                per_seed[tid] = {**tr.step(), "elapsed": tr.seconds}
-            except (RuntimeError, ValueError) as e:  # e.g. a diverged seed
-                errors[tid] = f"{type(e).__name__}: {e}"
-                del trainers[tid]
-        if not per_seed:
-            break
-        epoch = min(m["epoch"] for m in per_seed.values())
-        if epoch in save_at:
-            for tid, tr in trainers.items():
-                tr.save(checkpoint_path(cell["checkpoints"], tid))
-        vals = [m[metric] for m in per_seed.values() if math.isfinite(m[metric])]
-        tune.report({"epoch": epoch, metric: sum(vals) / len(vals) if vals else math.nan,
-                     "per_seed": per_seed, "seed_errors": dict(errors)})
-    if not trainers and errors:
-        raise RuntimeError(next(iter(errors.values())))
-
-
-def _make_collector(progress: Progress, metric: str, live, scheduler):
-    from ray import tune
-
-    class Collector(tune.Callback):
-        """Keeps every seed's reported epochs on the driver and drives the progress view.
-
-        Nothing here is closed over: Tune pickles callbacks (class included) into its
-        experiment state, and the console inside the live view cannot be pickled."""
-
-        def __init__(self, progress, metric, live, scheduler):
-            self.progress, self.metric, self.live = progress, metric, live
-            self.scheduler = scheduler
-            self.reports: dict[str, list] = {}
-            self.errors: dict[str, str] = {}
-            self.ended: set[str] = set()
-            self.epochs = 0
-
-        def __getstate__(self):
-            return {}  # what this holds only means something in this driver process
-
-        @staticmethod
-        def _ids(trial) -> list[str]:
-            return [t["trial_id"] for t in trial.config["cell"]["trials"]]
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            for tid in self._ids(trial):
-                self.progress.start(tid)
-            self.live()
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            for tid, m in (result.get("per_seed") or {}).items():
-                keep = {k: m.get(k) for k in
-                        ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params",
-                         "elapsed")}
-                self.reports.setdefault(tid, []).append(keep)
-                self.progress.result(m.get(self.metric))
-            for tid, text in (result.get("seed_errors") or {}).items():
-                if tid not in self.errors:
-                    self.errors[tid] = text
-            self.live()
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._end(trial, None)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, _error_text(trial))
-
-        def _end(self, trial, error):
-            epochs = trial.config["cell"]["epochs"]
-            for tid in self._ids(trial):
-                if error and tid not in self.errors:
-                    self.errors[tid] = error
-                n = len(self.reports.get(tid, []))
-                status = trial_status(n, epochs, self.errors.get(tid),
-                                      self.stopped_by_scheduler(tid))
-                if tid in self.ended:  # a confirmation continued a stopped trial
-                    self.progress.reclassify(tid, "stopped_early", status or "interrupted")
-                    continue
-                self.ended.add(tid)
-                self.progress.finish(tid, status or "interrupted")
-            self.live()
-
-        def stopped_by_scheduler(self, tid: str) -> bool:
-            return self.scheduler is not None and tid in self.scheduler.stopped_trials
-
-    return Collector(progress, metric, live, scheduler)
-
-
-def _error_text(trial) -> str:
-    path = getattr(trial, "error_file", None)
+def run_location(name: str, run_dir=None, storage=None) -> Location:
+    """Where a run goes: ``run_dir`` (a path or URI) when given, else ``<storage>/<name>``,
+    else ``runs/<name>``."""
+    if run_dir is not None and storage is not None:
+        raise RunExistsError("give --out (the run folder) or --storage (where run folders "
+                             "go), not both")
     try:
-        text = Path(path).read_text() if path else ""
-    except OSError:
-        text = ""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else "trial failed (no error text)"
+        if run_dir is not None:
+            return Location(run_dir)
+        return Location(storage if storage is not None else "runs").child(name)
+    except StorageError as e:
+        raise store.StoreError(str(e)) from None
 
 
-# -- the launch ----------------------------------------------------------------------------
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if (run_dir / store.RUN_FILE).exists() and not overwrite:
-        raise RunExistsError(f"{run_dir} already holds a run; pass --overwrite to replace "
-                             "it or --out to write elsewhere")
+def _shown(loc: Location):
+    """The run folder as the user named it: a Path, or the URI."""
+    return Path(loc.text) if loc.is_local and "://" not in loc.text else loc
+
+
+# -- is this a new run, a run to continue, or one to leave alone? --------------------------
+def _same_spec(a: dict, b: dict) -> bool:
+    norm = lambda d: json.dumps(json.loads(json.dumps(d, default=str)), sort_keys=True)  # noqa
+    return norm(a) == norm(b)
+
+
+def _check_no_live_driver(loc: Location) -> None:
+    hb = _journal.read_heartbeat(loc)
+    if not hb or hb.get("state") != "running":
+        return
+    age = (dt.datetime.now(dt.timezone.utc)
+           - dt.datetime.fromisoformat(hb["at"])).total_seconds()
+    if hb.get("host") == socket.gethostname():
+        try:
+            os.kill(int(hb["pid"]), 0)
+        except (ProcessLookupError, ValueError):
+            return  # that driver is gone
+        except PermissionError:
+            pass
+        alive = int(hb["pid"]) != os.getpid()
+    else:
+        alive = age < 2 * 5.0 + 20  # a few missed heartbeats
+    if alive:
+        raise RunExistsError(f"{loc} is being run by another driver (host {hb.get('host')}, "
+                             f"pid {hb.get('pid')}, heartbeat {age:.0f} s ago); watch it "
+                             f"with: gridrun status {loc}")
+
+
+def _prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
+    """True when ``loc`` holds an unfinished run of this spec to continue; False for a new
+    run (after removing what --overwrite replaces)."""
+    try:
+        if overwrite:
+            loc.delete()
+            return False
+        info_file = loc.child(store.RUN_FILE)
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        launched = _journal.read_launch(loc)
+    except (StorageError, ValueError) as e:
+        raise store.StoreError(f"{loc}: cannot read the run folder ({e})") from None
+    if info is None and launched is None:
+        for name in (store.CHECKPOINTS, _journal.PARTS, _journal.HEARTBEAT):
+            loc.child(name).delete()  # leftovers of no run
+        return False
+    if info is not None and info.get("complete"):
+        raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
+                             "replace it or --out to write elsewhere")
+    spec = (launched or info)["spec"]
+    if not _same_spec(spec, ablation.to_dict()):
+        raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
+                             f"({spec.get('name')}); pass --overwrite to replace it, or "
+                             "--out to write elsewhere")
+    _check_no_live_driver(loc)
+    return True
 
 
 def _init_ray(address: str | None, verbose: bool) -> None:
@@ -198,7 +157,8 @@ def _init_ray(address: str | None, verbose: bool) -> None:
         # "local": a fresh in-process Ray. A bare ray.init() would instead join whatever
         # cluster /tmp/ray/ray_current_cluster names, even a dead one, and hang there.
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose,
-                 logging_level=logging.INFO if verbose else logging.ERROR)
+                 logging_level=logging.INFO if verbose else logging.ERROR,
+                 **({} if address else {"_system_config": _LOCAL_HEALTH}))
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as e:
         hint = ("; if the cluster uses token authentication, set RAY_AUTH_TOKEN (or "
                 "RAY_AUTH_TOKEN_PATH) to its token") if address else ""
@@ -239,101 +199,253 @@ def _scheduler(ablation, cells, anchors):
     return CellASHA()
 
 
-def launch(ablation, *, run_dir: str | Path | None = None, address: str | None = None,
-           verbose: bool = False, overwrite: bool = False, console=None,
-           spec_path: str | Path | None = None, show_progress: bool = True) -> LaunchResult:
-    """Run every trial of ``ablation`` on Ray Tune and write the store to ``run_dir``
-    (default ``runs/<name>``). Joins the cluster at ``address`` (or $RAY_ADDRESS) when
-    given, else starts Ray in-process. Data errors surface before Ray starts.
+def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None = None,
+           address: str | None = None, verbose: bool = False, overwrite: bool = False,
+           console=None, spec_path: str | Path | None = None,
+           show_progress: bool = True) -> LaunchResult:
+    """Run every trial of ``ablation`` on Ray Tune and write the store to ``run_dir`` (a
+    path or URI; default ``<storage>/<name>``, storage defaulting to ``runs``). Joins the
+    cluster at ``address`` (or $RAY_ADDRESS) when given, else starts Ray in-process. Data
+    errors surface before Ray starts.
+
+    A folder holding an unfinished run of the same spec is continued (see ``resume``);
+    one holding a complete run, or a run of another spec, is left alone unless
+    ``overwrite``.
 
     With ASHA, cells (a configuration with all its seeds) are screened: anchors run to the
     end, the others may be stopped at rungs (checkpointed there); then the best screened
     cells that did not reach the end are continued from their checkpoints (confirmation)."""
-    run_dir = Path(run_dir) if run_dir else Path("runs") / ablation.name
-    _prepare_run_dir(run_dir, overwrite)
-    shutil.rmtree(run_dir / store.CHECKPOINTS, ignore_errors=True)
-    trials = expand(ablation)
-    if ablation.scheduler is not None and show_progress:
-        from rich.console import Console
-
-        from gridrun.plan import anchors_text
-
-        (console or Console(stderr=True)).print(anchors_text(ablation), highlight=False,
-                                               soft_wrap=True)
-    return _run(ablation, trials, {}, run_dir=run_dir, address=address, verbose=verbose,
-                console=console, spec_path=spec_path, show_progress=show_progress,
-                confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0)
+    loc = run_location(ablation.name, run_dir, storage)
+    resuming = _prepare_run_dir(loc, ablation, overwrite)
+    return _session(ablation, loc, resuming=resuming, address=address, verbose=verbose,
+                    console=console, spec_path=spec_path, show_progress=show_progress)
 
 
-def _run(ablation, trials, previous, *, run_dir, address, verbose, console, spec_path,
-         show_progress, confirm_top, only_cells=None, resume=False,
-         continued=None, prior=None) -> LaunchResult:
-    """Screen ``trials`` (or only the cells ``only_cells``), confirm, and write the store.
-    ``previous`` holds {trial_id: (row, epoch rows)} of a run being confirmed: trials not
-    run again keep those."""
+def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = False,
+           console=None, show_progress: bool = True) -> LaunchResult:
+    """Finish an unfinished run (driver killed, Ctrl-C, a RayJob pod restarted): cells that
+    ended keep their results and are not trained again; cells that were running continue
+    from their checkpoints; the rest run. The spec is the one stored in the run."""
+    from gridrun.spec import Ablation
+
+    loc = run_location("", run_dir)
+    try:
+        launched = _journal.read_launch(loc)
+        info_file = loc.child(store.RUN_FILE)
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+    except (StorageError, ValueError) as e:
+        raise store.StoreError(f"{loc}: cannot read the run folder ({e})") from None
+    if launched is None and info is None:
+        raise store.StoreError(f"{loc}: no gridrun run here to resume")
+    if info is not None and info.get("complete"):
+        raise RunExistsError(f"{loc} is complete; nothing to resume")
+    spec = (launched or info)["spec"]
+    _check_no_live_driver(loc)
+    return _session(Ablation.from_dict(spec), loc, resuming=True, address=address,
+                    verbose=verbose, console=console, show_progress=show_progress,
+                    spec_path=(launched or info).get("spec_file"))
+
+
+def _finished_before(loc: Location, trials) -> dict:
+    """{trial_id: (row, epoch rows)} of every trial an earlier session of the run finished:
+    the store of an interrupted session, then the journal (newer)."""
+    previous = {}
+    if loc.child(store.RUN_FILE).is_file():
+        previous.update(stored_rows(store.read_run(loc), trials))
+    ids = {t.trial_id for t in trials}
+    previous.update({tid: (row, eps) for tid, (row, eps, _) in _journal.read_parts(loc).items()
+                     if tid in ids})
+    return previous
+
+
+def _session(ablation, loc: Location, *, resuming: bool, address, verbose, console, spec_path,
+             show_progress) -> LaunchResult:
     from rich.console import Console
 
-    from gridrun._cells import cell_progress, cells_of
-    from gridrun.data import load_dataset
-    from gridrun.schedule import cells_to_confirm
+    from gridrun._cells import cells_of
 
     console = console or Console(stderr=True)
+    trials = expand(ablation)
+    previous = _finished_before(loc, trials) if resuming else {}
+    done = {c.key for c in cells_of(trials)
+            if all(t.trial_id in previous for t in c.trials)}
+    if show_progress and ablation.scheduler is not None:
+        from gridrun.plan import anchors_text
+
+        console.print(anchors_text(ablation), highlight=False, soft_wrap=True)
+    if resuming and show_progress:
+        n_done = sum(1 for t in trials if t.trial_id in previous)
+        console.print(f"resuming {_shown(loc)}: {n_done} of {len(trials)} trials finished "
+                      f"earlier are kept; running the other {len(trials) - n_done}",
+                      highlight=False, soft_wrap=True)
+    return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
+                console=console, spec_path=spec_path, show_progress=show_progress,
+                confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0,
+                skip_cells=done, replay=True)
+
+
+def _launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> int:
+    """Write launch.json with this session added; returns the session number."""
+    from gridrun.schedule import expected_epochs
+
+    launched = _journal.read_launch(loc) or {}
+    sessions = list(launched.get("sessions", []))
+    sessions.append({"started_at": started_at.isoformat(), "host": socket.gethostname(),
+                     "pid": os.getpid(), "command": " ".join(sys.argv)})
+    sched = ablation.scheduler
+    expected = len(trials) * ablation.epochs
+    if sched is not None and not anchors.is_all:
+        expected = expected_epochs(anchors, max_t=ablation.epochs,
+                                   grace_period=sched.grace_period,
+                                   reduction_factor=sched.reduction_factor) * ablation.seeds
+    _journal.write_launch(loc, {
+        "spec": ablation.to_dict(), "spec_file": str(spec_path) if spec_path else None,
+        "trials": len(trials), "cells": {c.key: [t.trial_id for t in c.trials] for c in cells},
+        "metric": ablation.metric, "mode": ablation.mode, "max_epochs": ablation.epochs,
+        "expected_epochs": expected, "sessions": sessions})
+    return len(sessions)
+
+
+def _run(ablation, trials, previous, *, loc: Location, address, verbose, console, spec_path,
+         show_progress, confirm_top, skip_cells=frozenset(), only_cells=None, replay=True,
+         continued=None, prior=None) -> LaunchResult:
+    """Run the cells of ``trials`` (but ``skip_cells``; or only ``only_cells``), confirm,
+    and write the store. ``previous`` holds {trial_id: (row, epoch rows)} of trials finished
+    earlier (earlier sessions, or the run being confirmed): trials not run again keep
+    those."""
+    from gridrun._cells import cells_of
+    from gridrun.data import load_dataset
+
     cells = cells_of(trials)
     anchors = anchors_of(ablation)
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
                         train_size=ablation.train_size)
     quiet_environment(verbose)
     started_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
-    if started_ray:
-        _init_ray(address, verbose)
+    reaper = Reaper() if started_ray and not address else contextlib.nullcontext()
+    with reaper:
+        if started_ray:
+            _init_ray(address, verbose)
+        try:
+            return _run_on_ray(ablation, trials, previous, cells, anchors, data, loc=loc,
+                               verbose=verbose, console=console, spec_path=spec_path,
+                               show_progress=show_progress, confirm_top=confirm_top,
+                               skip_cells=skip_cells, only_cells=only_cells, replay=replay,
+                               continued=continued, prior=prior)
+        finally:
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+
+
+def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbose, console,
+                spec_path, show_progress, confirm_top, skip_cells, only_cells, replay,
+                continued, prior) -> LaunchResult:
     import ray
 
+    from gridrun._cells import cell_progress
+    from gridrun._collector import Heartbeat, make_collector
+    from gridrun.schedule import cells_to_confirm
+
     started_at = dt.datetime.now(dt.timezone.utc)
-    ckpt_dir = (run_dir / store.CHECKPOINTS).resolve()
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    first = [c for c in cells if only_cells is None or c.key in only_cells]
-    n_run = sum(len(c.trials) for c in first)
-    progress = Progress(ablation.name, n_run, ablation.metric, ablation.mode)
-    storage = tempfile.mkdtemp(prefix="gridrun-tune-")
-    interrupted, confirmed = False, dict(continued or {})
+    first = [c for c in cells if c.key not in skip_cells
+             and (only_cells is None or c.key in only_cells)]
     try:
-        with LiveView(progress, console, show_progress) as live:
-            scheduler = None if resume else _scheduler(ablation, cells, anchors)
-            collector = _make_collector(progress, ablation.metric, live, scheduler)
+        session = _launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at)
+        loc.child(store.CHECKPOINTS).make_dir()
+    except StorageError as e:
+        raise store.StoreError(str(e)) from None
+    progress = Progress(ablation.name, sum(len(c.trials) for c in first), ablation.metric,
+                        ablation.mode)
+    tune_dir = tempfile.mkdtemp(prefix="gridrun-tune-")
+    interrupted, confirmed = False, dict(continued or {})
+    before = sum(len(eps) for _, eps in (v[:2] for v in previous.values()))
+    try:
+        with LiveView(progress, console, show_progress) as live, \
+                Heartbeat(loc, session, before) as heartbeat:
+            scheduler = None if only_cells is not None else _scheduler(ablation, cells,
+                                                                       anchors)
+            _seed_scheduler(scheduler, cells, previous, ablation)
+            collector = make_collector(progress, ablation.metric, live, scheduler, run=loc,
+                                       session=session, heartbeat=heartbeat,
+                                       max_epochs=ablation.epochs, cells=cells)
             collector.reports.update({tid: list(r) for tid, r in (prior or {}).items()})
-            tuner = _tuner(ablation, first, data, storage, collector, scheduler, verbose,
-                           ckpt_dir, resume=resume, protected=anchors.keys())
+            collector.continued.update(confirmed)
+            tuner = _tuner(ablation, first, data, tune_dir, collector, scheduler, verbose,
+                           loc, resume=True, replay=replay, protected=anchors.keys())
             interrupted = _fit(tuner) or _cut_short(first, collector, ablation.epochs)
-        if not interrupted and confirm_top is not None:
-            info = {c.key: cell_progress(c, collector.reports, collector.errors,
-                                         ablation.metric) for c in first}
-            keys = cells_to_confirm(info, max_t=ablation.epochs, anchors=anchors.keys(),
-                                    top=confirm_top, mode=ablation.mode)
-            again = [c for c in first if c.key in keys]
-            if again:
-                confirmed.update({t.trial_id: info[c.key]["reached"] for c in again
-                                  for t in c.trials})
-                console.print(f"confirming {len(again)} cell(s) at the full budget "
-                              f"({ablation.epochs} epochs), continued from their checkpoints",
-                              highlight=False)
-                interrupted = _fit(_tuner(ablation, again, data, storage, collector, None,
-                                          verbose, ckpt_dir, resume=True))
+            if not interrupted and confirm_top is not None:
+                reports = {tid: [as_report(e) for e in v[1]] for tid, v in previous.items()}
+                reports.update(collector.reports)
+                errors = {tid: v[0]["error"] or "error" for tid, v in previous.items()
+                          if v[0]["status"] == "error"}
+                info = {c.key: cell_progress(c, reports, {**errors, **collector.errors},
+                                             ablation.metric) for c in cells}
+                keys = cells_to_confirm(info, max_t=ablation.epochs, anchors=anchors.keys(),
+                                        top=confirm_top, mode=ablation.mode)
+                again = [c for c in cells if c.key in keys]
+                if again:
+                    reached = {t.trial_id: info[c.key]["reached"] for c in again
+                               for t in c.trials}
+                    confirmed.update(reached)
+                    collector.continued.update(reached)
+                    console.print(f"confirming {len(again)} cell(s) at the full budget "
+                                  f"({ablation.epochs} epochs), continued from their "
+                                  "checkpoints", highlight=False)
+                    interrupted = _fit(_tuner(ablation, again, data, tune_dir, collector,
+                                              None, verbose, loc, resume=True, replay=True))
         machine = hardware(ray)
     finally:
-        shutil.rmtree(storage, ignore_errors=True)
-        if started_ray:
-            ray.shutdown()
-    rows, epochs = collect_rows(trials, collector, ablation.epochs, previous, confirmed)
-    interrupted = interrupted or len(rows) < len(trials)
+        shutil.rmtree(tune_dir, ignore_errors=True)
+    rows, epochs = collect_rows(trials, collector, previous)
+    complete = not interrupted and len(rows) == len(trials)
     info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
-                    interrupted)
+                    not complete)
     info["schedule"] = _schedule_info(ablation, anchors, rows, confirmed)
-    store.write_run(run_dir, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
+    info["sessions"] = (_journal.read_launch(loc) or {}).get("sessions", [])
+    store.write_run(loc, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
+    if complete:
+        _tidy(loc, rows)
+    else:
+        heartbeat.write("interrupted")
     counts = {s: sum(r["status"] == s for r in rows) for s in store.STATUSES}
-    return LaunchResult(run_dir, len(rows), counts["completed"], counts["stopped_early"],
+    return LaunchResult(_shown(loc), len(rows), counts["completed"], counts["stopped_early"],
                         counts["error"], (dt.datetime.now(dt.timezone.utc) - started_at)
-                        .total_seconds(), interrupted, len(confirmed))
+                        .total_seconds(), not complete, len(confirmed),
+                        sum(1 for t in trials if t.trial_id in previous
+                            and t.trial_id not in collector.ended))
+
+
+def _seed_scheduler(scheduler, cells, previous, ablation) -> None:
+    """Give the scheduler the rung values of cells earlier sessions finished, so a resumed
+    run judges its cells against the same bar."""
+    if scheduler is None or not previous:
+        return
+    for c in cells:
+        eps = [previous[t.trial_id][1] for t in c.trials if t.trial_id in previous]
+        if len(eps) < len(c.trials):
+            continue
+        for r in scheduler.state.rungs:
+            vals = [e[r - 1].get(ablation.metric) for e in eps if len(e) >= r]
+            vals = [v for v in vals if v is not None]
+            if vals and len(vals) == len(eps):
+                scheduler.state.on_result(c.key, r, sum(vals) / len(vals))
+
+
+def _tidy(loc: Location, rows) -> None:
+    """A complete run needs no journal, nor the checkpoints of trials that reached the end
+    (those of stopped trials stay: ``gridrun confirm`` continues them)."""
+    try:
+        _journal.clear(loc)
+        ckpts = loc.child(store.CHECKPOINTS)
+        for r in rows:
+            if r["status"] != "stopped_early":
+                checkpoint_of(ckpts, r["trial_id"]).delete()
+                history_of(ckpts, r["trial_id"]).delete()
+    except StorageError as e:
+        print(f"warning: could not tidy {loc}: {e}", file=sys.stderr)
 
 
 def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None = None,
@@ -343,11 +455,14 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     ``confirm``), continued from their rung checkpoints when the run has them, else trained
     from the start. Works on runs made before gridrun scheduled cells (their anchors are
     those of the default ASHA). The store is rewritten in one step, other trials unchanged."""
+    from rich.console import Console
+
     from gridrun._cells import cell_progress, cells_of
     from gridrun.schedule import cells_to_confirm
     from gridrun.spec import ASHA, Ablation
 
-    run = store.read_run(run_dir)
+    loc = run_location("", run_dir)
+    run = store.read_run(loc)
     ablation = Ablation.from_dict(run.spec)
     if ablation.scheduler is None:
         ablation = dataclasses.replace(ablation, scheduler=ASHA(grace_period=1))
@@ -361,15 +476,15 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     info = {c.key: cell_progress(c, reports, errors, ablation.metric) for c in cells}
     keys = set(cells_to_confirm(info, max_t=ablation.epochs, anchors=anchors_of(ablation).keys(),
                                 top=top, mode=ablation.mode))
-    ckpt = Path(run_dir) / store.CHECKPOINTS
+    ckpt = loc.child(store.CHECKPOINTS)
     continued = {t.trial_id: info[c.key]["reached"] for c in cells if c.key in keys
-                 for t in c.trials if checkpoint_path(ckpt, t.trial_id).is_file()}
+                 for t in c.trials if checkpoint_of(ckpt, t.trial_id).is_file()}
     # what a continued trial already ran; the rest of a confirmed cell starts again
     prior = {tid: reports[tid][:k] for tid, k in continued.items()}
-    return _run(ablation, trials, previous, run_dir=Path(run_dir), address=address,
-                verbose=verbose, console=console, spec_path=run.info.get("spec_file"),
-                show_progress=show_progress, confirm_top=None, only_cells=keys, resume=True,
-                continued=continued, prior=prior)
+    return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
+                console=console or Console(stderr=True), spec_path=run.info.get("spec_file"),
+                show_progress=show_progress, confirm_top=None, only_cells=keys,
+                replay=False, continued=continued, prior=prior)
 
 
 def _cut_short(cells, collector, max_epochs) -> bool:
@@ -406,21 +521,34 @@ def _schedule_info(ablation, anchors, rows, confirmed) -> dict:
             "trial_epochs": int(sum(r["epochs_run"] for r in rows))}
 
 
-def _tuner(ablation, cells, data, storage, collector, scheduler, verbose, ckpt_dir, *,
-           resume, protected=frozenset()):
+def _checkpoint_seconds() -> float:
+    text = os.environ.get("GRIDRUN_CHECKPOINT_SECONDS")
+    try:
+        return max(0.0, float(text)) if text else CHECKPOINT_SECONDS
+    except ValueError:
+        raise ClusterError(f"GRIDRUN_CHECKPOINT_SECONDS must be a number of seconds, got "
+                           f"{text!r}") from None
+
+
+def _tuner(ablation, cells, data, tune_dir, collector, scheduler, verbose, loc: Location, *,
+           resume, replay, protected=frozenset()):
     from ray import tune
 
+    from gridrun._trainable import cell_trainable
     from gridrun.schedule import asha_rungs
 
     threads = max(1, int(ablation.resources["cpu"]))
-    trainable = tune.with_resources(tune.with_parameters(_cell_trainable, data=data),
+    trainable = tune.with_resources(tune.with_parameters(cell_trainable, data=data),
                                     {"cpu": ablation.resources["cpu"],
                                      "gpu": ablation.resources["gpu"]})
     rungs = [] if ablation.scheduler is None else asha_rungs(
         ablation.epochs, ablation.scheduler.grace_period, ablation.scheduler.reduction_factor)
+    ckpts = loc.child(store.CHECKPOINTS).full
+    every = _checkpoint_seconds()
     grid = [{"key": c.key, "config": dict(c.config), "epochs": ablation.epochs,
              "trials": [{"trial_id": t.trial_id, "seed": t.seed} for t in c.trials],
-             "checkpoints": str(ckpt_dir), "resume": resume,
+             "checkpoints": ckpts, "resume": resume, "replay": replay,
+             "checkpoint_seconds": every,
              "save_at": rungs if scheduler is not None and c.key not in protected else []}
             for c in cells]
     return tune.Tuner(
@@ -430,7 +558,8 @@ def _tuner(ablation, cells, data, storage, collector, scheduler, verbose, ckpt_d
         tune_config=tune.TuneConfig(metric=ablation.metric, mode=ablation.mode,
                                     scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=ablation.max_concurrent),
-        run_config=tune.RunConfig(name=ablation.name, storage_path=storage,
+        run_config=tune.RunConfig(name=ablation.name, storage_path=tune_dir,
                                   verbose=1 if verbose else 0, callbacks=[collector],
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  failure_config=tune.FailureConfig(
+                                      max_failures=MAX_FAILURES)),
     )

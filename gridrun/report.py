@@ -304,6 +304,23 @@ def _level_rows(run, a, metric, budget):
     return level_summaries(trials, run.epochs, run.spec, metric=metric, budget=budget)
 
 
+def _draw(a, plots_dir) -> None:
+    """Plots into a local folder, or drawn locally and uploaded to storage (a URI)."""
+    from gridrun._storage import Location
+    from gridrun.plots import write_plots
+
+    loc = plots_dir if isinstance(plots_dir, Location) else Location(plots_dir)
+    if loc.is_local:
+        write_plots(a, loc.local_path)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gridrun-plots-") as tmp:
+        write_plots(a, tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            loc.child(f.name).write_bytes(f.read_bytes())
+
+
 def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | None = None,
                 budget: int | None = None, view: str | None = None,
                 plots_dir: str | Path | None = None, table: str | None = None) -> str:
@@ -328,9 +345,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     a = analyze(run.trials, run.epochs, run.spec, metric=metric, budget=budget)
     levels = _level_rows(run, a, metric, budget)
     if plots_dir is not None:
-        from gridrun.plots import write_plots
-
-        write_plots(a, plots_dir)
+        _draw(a, plots_dir)
     c = a.counts
     heading = (f"{a.name}: {a.design} design on {a.dataset}, {c.n_trials} trials "
                f"({c.n_completed} completed, {c.n_stopped_early} stopped by ASHA, "

@@ -1,7 +1,12 @@
-"""The results store: ``trials.parquet``, ``epochs.parquet`` and ``run.json`` in one folder.
+"""The results store: ``trials.parquet``, ``epochs.parquet`` and ``run.json`` in one folder,
+on local disk or any storage ``gridrun._storage.Location`` opens (``s3://``, ``gs://``,
+``file://``, ...).
 
-A run is written into a temporary folder beside its final place and renamed into place in
-one step, so a crash never leaves a half-written or mixed run. ``read_run`` reads a run back for analysis (pyarrow and pandas only).
+Locally a run is written into a temporary folder beside its final place and renamed into
+place in one step, so a crash never leaves a half-written or mixed run. On other storage
+each file is one upload and run.json is written last: it holds the trial count, and
+``read_run`` refuses tables that disagree with it. ``read_run`` reads a run back for analysis
+(pyarrow and pandas only).
 
     >>> run = read_run("runs/quickstart")          # doctest: +SKIP
     >>> run.trials.groupby("status").size()        # doctest: +SKIP
@@ -9,6 +14,7 @@ one step, so a crash never leaves a half-written or mixed run. ``read_run`` read
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -21,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridrun import techniques
+from gridrun._storage import Location, StorageError
 
 __all__ = ["Run", "StoreError", "trials_schema", "EPOCHS_SCHEMA", "STATUSES",
            "write_run", "read_run", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE", "CHECKPOINTS"]
@@ -38,7 +45,7 @@ _TRIAL_FIELDS = [
     ("last_val_acc", pa.float64()), ("best_val_acc", pa.float64()),
     ("best_epoch", pa.int64()), ("test_acc", pa.float64()), ("params", pa.int64()),
     ("wall_seconds", pa.float64()), ("error", pa.string()),
-    ("continued_from", pa.int64()),
+    ("continued_from", pa.int64()), ("node", pa.string()),
 ]
 
 EPOCHS_SCHEMA = pa.schema([
@@ -68,14 +75,16 @@ def _table(rows: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema)
 
 
-def write_run(run_dir: str | Path, *, factor_names: list[str], trials: list[Mapping],
-              epochs: list[Mapping], info: Mapping[str, Any]) -> Path:
+def write_run(run_dir: str | Path | Location, *, factor_names: list[str], trials: list[Mapping],
+              epochs: list[Mapping], info: Mapping[str, Any]) -> Path | Location:
     """Write the three files of a run; returns the run folder.
 
-    The files are written into a temporary sibling folder that then replaces ``run_dir``
-    in one rename, so a reader sees the old run or the new one, never a mix or a partial
-    file. ``trials`` must hold exactly one row per trial id (checked before writing)."""
-    run_dir = Path(run_dir)
+    Locally the files are written into a temporary sibling folder that then replaces
+    ``run_dir`` in one rename, so a reader sees the old run or the new one, never a mix or a
+    partial file; what else the folder holds (checkpoints, the journal of a run in
+    progress) moves with it. On other storage, the tables are uploaded first and run.json
+    last. ``trials`` must hold exactly one row per trial id (checked before writing)."""
+    loc = run_dir if isinstance(run_dir, Location) else Location(run_dir)
     ids = [t["trial_id"] for t in trials]
     if len(ids) != len(set(ids)):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -85,7 +94,18 @@ def write_run(run_dir: str | Path, *, factor_names: list[str], trials: list[Mapp
         raise StoreError(f"unknown trial status {sorted(bad)}; allowed: {', '.join(STATUSES)}")
     t_table = _table(trials, trials_schema(factor_names))
     e_table = _table(epochs, EPOCHS_SCHEMA)
-    text = json.dumps(info, indent=2, default=str) + "\n"
+    text = json.dumps({**info, "n_rows": len(trials)}, indent=2, default=str) + "\n"
+    if not loc.is_local:
+        try:
+            for name, table in ((TRIALS_FILE, t_table), (EPOCHS_FILE, e_table)):
+                buf = io.BytesIO()
+                pq.write_table(table, buf)
+                loc.child(name).write_bytes(buf.getvalue())
+            loc.child(RUN_FILE).write_text(text)
+        except StorageError as e:
+            raise StoreError(str(e)) from None
+        return loc
+    run_dir = loc.local_path
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.writing-", dir=run_dir.parent))
     try:
@@ -99,12 +119,16 @@ def write_run(run_dir: str | Path, *, factor_names: list[str], trials: list[Mapp
     return run_dir
 
 
+_STORE_FILES = (TRIALS_FILE, EPOCHS_FILE, RUN_FILE)
+
+
 def _swap_into_place(new: Path, run_dir: Path) -> None:
     if not run_dir.exists():
         new.rename(run_dir)
         return
-    if (run_dir / CHECKPOINTS).is_dir():  # they belong to the run, not to this write
-        (run_dir / CHECKPOINTS).rename(new / CHECKPOINTS)
+    for entry in run_dir.iterdir():  # checkpoints, journal: they belong to the run
+        if entry.name not in _STORE_FILES and not (new / entry.name).exists():
+            entry.rename(new / entry.name)
     old = run_dir.parent / f".{run_dir.name}.replaced-{uuid.uuid4().hex[:8]}"
     run_dir.rename(old)
     new.rename(run_dir)
@@ -115,7 +139,7 @@ def _swap_into_place(new: Path, run_dir: Path) -> None:
 class Run:
     """A run read back: the two tables (pandas) and run.json."""
 
-    path: Path
+    path: Any  # Path (local) or gridrun._storage.Location
     trials: Any  # pandas.DataFrame
     epochs: Any  # pandas.DataFrame
     info: dict
@@ -125,22 +149,31 @@ class Run:
         return self.info["spec"]
 
 
-def read_run(run_dir: str | Path) -> Run:
-    """Read a run folder written by ``write_run``; StoreError names what is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise StoreError(f"{run_dir}: no such run folder")
-    for name in (RUN_FILE, TRIALS_FILE, EPOCHS_FILE):
-        if not (run_dir / name).is_file():
-            raise StoreError(f"{run_dir}: missing {name}; is this a gridrun run folder?")
+def read_run(run_dir: str | Path | Location) -> Run:
+    """Read a run folder written by ``write_run`` (a path or a storage URI); StoreError
+    names what is missing. ``Run.path`` is a Path for local runs, else the Location."""
     try:
-        info = json.loads((run_dir / RUN_FILE).read_text())
+        loc = run_dir if isinstance(run_dir, Location) else Location(run_dir)
+        if not loc.is_dir():
+            raise StoreError(f"{run_dir}: no such run folder")
+        for name in (RUN_FILE, TRIALS_FILE, EPOCHS_FILE):
+            if not loc.child(name).is_file():
+                raise StoreError(f"{run_dir}: missing {name}; is this a gridrun run folder?")
+    except StorageError as e:
+        raise StoreError(str(e)) from None
+    try:
+        info = json.loads(loc.child(RUN_FILE).read_text())
         spec = info["spec"]
-        trials = pq.read_table(run_dir / TRIALS_FILE).to_pandas()
-        epochs = pq.read_table(run_dir / EPOCHS_FILE).to_pandas()
+        trials = pq.read_table(loc.child(TRIALS_FILE).path, filesystem=loc.fs).to_pandas()
+        epochs = pq.read_table(loc.child(EPOCHS_FILE).path, filesystem=loc.fs).to_pandas()
     except (ValueError, KeyError, OSError, pa.ArrowException) as e:
         raise StoreError(f"{run_dir}: unreadable run ({type(e).__name__}: {e})") from None
     missing = [c for c in ["trial_id", *spec["factors"], "status"] if c not in trials]
     if missing:
-        raise StoreError(f"{run_dir / TRIALS_FILE}: missing columns {missing}")
-    return Run(run_dir, trials, epochs, info)
+        raise StoreError(f"{loc.child(TRIALS_FILE)}: missing columns {missing}")
+    if "n_rows" in info and info["n_rows"] != len(trials):  # a write caught half-way
+        raise StoreError(f"{run_dir}: run.json counts {info['n_rows']} trials but "
+                         f"{TRIALS_FILE} holds {len(trials)}; the run is being rewritten, "
+                         "read it again when that is done")
+    path = loc.local_path if loc.is_local else loc
+    return Run(path, trials, epochs, info)

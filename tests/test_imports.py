@@ -11,7 +11,8 @@ HEAVY = ("torch", "tensorflow", "keras", "ray")
 @pytest.mark.parametrize("module", ["gridrun", "gridrun.spec", "gridrun.design",
                                     "gridrun.store", "gridrun.analysis", "gridrun.report",
                                     "gridrun.plan", "gridrun.cli", "gridrun.data",
-                                    "gridrun.launch"])
+                                    "gridrun.launch", "gridrun._status", "gridrun._journal",
+                                    "gridrun._storage"])
 def test_import_loads_no_framework(module):
     code = (f"import sys, {module}; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")

@@ -32,7 +32,7 @@ def test_completed_row():
                    "epochs_run": 4, "last_val_acc": 0.68, "best_val_acc": 0.7,
                    "best_epoch": 2, "test_acc": 0.66, "params": 1234,
                    "wall_seconds": pytest.approx(1.2), "error": None,
-                   "continued_from": None}
+                   "continued_from": None, "node": None}
 
 
 def test_stopped_row_has_epoch_reached_and_no_test_acc():

@@ -25,6 +25,7 @@ if never stopped.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import time
@@ -268,6 +269,19 @@ class Trainer:
             >>> trainer.save(tmp_path / "seed0.pt")                     # doctest: +SKIP
         """
         write_state(self.state_dict(), path)
+
+    def to_bytes(self) -> bytes:
+        """:meth:`state_dict` as the bytes :meth:`save` would write, for storage that is not
+        a local file (an object store)."""
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, data, *,
+                   device: str | torch.device | None = None) -> "Trainer":
+        """A trainer continued from :meth:`to_bytes` (or a file's bytes)."""
+        return cls.load(io.BytesIO(blob), data, device=device)
 
     @classmethod
     def load(cls, path: str | os.PathLike, data, *,

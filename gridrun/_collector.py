@@ -1,0 +1,178 @@
+"""The driver's side of a launch: a Ray Tune callback that keeps every seed's reported epochs,
+writes each cell's rows to the run's journal the moment the cell ends, and a heartbeat
+thread that tells ``gridrun status`` what is running.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from gridrun import _journal
+from gridrun._cells import EPOCH_KEYS, epoch_rows, trial_row, trial_status
+from gridrun._trainable import checkpoint_of, history_of
+from gridrun.store import CHECKPOINTS
+
+__all__ = ["make_collector", "Heartbeat", "error_text"]
+
+_KEEP = ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params", "elapsed", "node")
+
+
+def error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        text = Path(path).read_text() if path else ""
+    except OSError:
+        text = ""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "trial failed (no error text)"
+
+
+class Heartbeat:
+    """Rewrites the run's heartbeat.json every ``every`` seconds while a launch runs."""
+
+    def __init__(self, run, session: int, epochs_before: int, every: float = 5.0):
+        self.run, self.session, self.every = run, session, every
+        self.epochs_before = epochs_before
+        self.started = _journal.now_iso()
+        self.running: dict[str, int] = {}
+        self.epochs = 0  # trained (not replayed) in this session
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gridrun-heartbeat",
+                                        daemon=True)
+
+    def write(self, state: str = "running") -> None:
+        try:
+            _journal.write_heartbeat(self.run, session=self.session,
+                                     running=dict(self.running), state=state,
+                                     epochs_done=self.epochs_before + self.epochs,
+                                     session_epochs=self.epochs,
+                                     session_started=self.started)
+        except (OSError, ValueError):
+            pass  # a missed heartbeat only makes the status look older
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.write()
+
+    def __enter__(self):
+        self.write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.every + 1)
+
+
+def make_collector(progress, metric: str, live, scheduler, *, run, session: int, heartbeat,
+                   max_epochs: int, cells):
+    from ray import tune
+
+    class Collector(tune.Callback):
+        """Keeps every seed's reported epochs on the driver, drives the progress view and
+        journals every cell that ends.
+
+        Nothing here is closed over: Tune pickles callbacks (class included) into its
+        experiment state, and the console inside the live view cannot be pickled."""
+
+        def __init__(self, progress, metric, live, scheduler, run, session, heartbeat,
+                     max_epochs, cells):
+            self.progress, self.metric, self.live = progress, metric, live
+            self.scheduler, self.run, self.session = scheduler, run, session
+            self.heartbeat, self.max_epochs = heartbeat, max_epochs
+            self.cells = {c.key: c for c in cells}
+            self.reports: dict[str, list] = {}
+            self.errors: dict[str, str] = {}
+            self.resumed: dict[str, int] = {}  # trial id -> epoch it was continued from
+            self.continued: dict[str, int] = {}  # confirmations, set by the driver
+            self.ended: set[str] = set()
+
+        def __getstate__(self):
+            return {}  # what this holds only means something in this driver process
+
+        @staticmethod
+        def _ids(trial) -> list[str]:
+            return [t["trial_id"] for t in trial.config["cell"]["trials"]]
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            for tid in self._ids(trial):
+                self.progress.start(tid)
+            self.heartbeat.running[trial.config["cell"]["key"]] = 0
+            self.live()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            for tid, m in (result.get("per_seed") or {}).items():
+                keep = {k: m.get(k) for k in _KEEP}
+                got = self.reports.setdefault(tid, [])
+                e = int(m["epoch"])
+                del got[e - 1:]  # a retried or resumed cell reports its epochs again
+                got.append(keep)
+                if m.get("resumed_from") and not m.get("replayed"):
+                    self.resumed[tid] = int(m["resumed_from"])
+                if not m.get("replayed"):
+                    self.progress.result(m.get(self.metric))
+                    self.heartbeat.epochs += 1
+            for tid, text in (result.get("seed_errors") or {}).items():
+                if tid not in self.errors:
+                    self.errors[tid] = text
+            self.heartbeat.running[trial.config["cell"]["key"]] = int(result.get("epoch", 0))
+            self.live()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._end(trial, None)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._end(trial, error_text(trial))
+
+        def _end(self, trial, error):
+            key = trial.config["cell"]["key"]
+            self.heartbeat.running.pop(key, None)
+            rows = []
+            for tid in self._ids(trial):
+                if error and tid not in self.errors:
+                    self.errors[tid] = error
+                n = len(self.reports.get(tid, []))
+                status = trial_status(n, self.max_epochs, self.errors.get(tid),
+                                      self.stopped_by_scheduler(tid))
+                rows.append(status)
+                if tid in self.ended:  # a confirmation continued a stopped trial
+                    self.progress.reclassify(tid, "stopped_early", status or "interrupted")
+                    continue
+                self.ended.add(tid)
+                self.progress.finish(tid, status or "interrupted")
+            if all(s is not None for s in rows):
+                self._journal(key)
+            self.live()
+
+        def _journal(self, key: str) -> None:
+            trials, epochs = [], []
+            for t in self.cells[key].trials:
+                reports = self.reports.get(t.trial_id, [])
+                row = self.row(t)
+                trials.append(row)
+                epochs.extend(epoch_rows(t.trial_id, reports))
+            try:
+                _journal.write_part(self.run, key, trials, epochs, self.session)
+                ckpts = self.run.child(CHECKPOINTS)
+                for row in trials:  # only a stopped trial may be continued later
+                    if row["status"] != "stopped_early":
+                        checkpoint_of(ckpts, row["trial_id"]).delete()
+                        history_of(ckpts, row["trial_id"]).delete()
+            except (OSError, ValueError) as e:  # the store at the end still has them
+                print(f"warning: could not journal a finished cell: {e}", file=sys.stderr)
+
+        def row(self, t) -> dict | None:
+            reports = self.reports.get(t.trial_id, [])
+            start = self.continued.get(t.trial_id) or self.resumed.get(t.trial_id)
+            return trial_row(t, reports, max_epochs=self.max_epochs,
+                             error=self.errors.get(t.trial_id),
+                             stopped_by_scheduler=self.stopped_by_scheduler(t.trial_id),
+                             continued_from=start or None)
+
+        def stopped_by_scheduler(self, tid: str) -> bool:
+            return self.scheduler is not None and tid in self.scheduler.stopped_trials
+
+    return Collector(progress, metric, live, scheduler, run, session, heartbeat, max_epochs,
+                     cells)

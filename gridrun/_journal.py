@@ -1,0 +1,262 @@
+"""The journal of a run in progress, kept in its run folder so nothing finished is lost:
+
+- ``launch.json``: the spec and the grid's size, written when a launch starts, with one
+  entry per session (the first launch and every resume);
+- ``parts/<cell>.json``: the trials.parquet and epochs.parquet rows of one cell, written
+  the moment the cell ends (completed, stopped by ASHA or failed);
+- ``heartbeat.json``: what the driver is doing, rewritten every few seconds.
+
+A killed driver loses only the epochs in flight (and those continue from their
+checkpoints). ``gridrun launch`` on the same spec and folder, or ``gridrun resume``, runs only
+the cells without a part; ``gridrun status`` reads these files, from wherever the run is
+stored. Pure functions over a ``Location``: no Ray, no framework.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from gridrun._storage import Location
+
+__all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "write_part", "read_parts",
+           "write_launch", "read_launch", "write_heartbeat", "read_heartbeat", "RunStatus",
+           "run_status", "now_iso", "clear"]
+
+LAUNCH_FILE, PARTS, HEARTBEAT = "launch.json", "parts", "heartbeat.json"
+STALE_SECONDS = 60.0  # a heartbeat older than this: the driver is probably gone
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=1, default=_plain, allow_nan=True) + "\n"
+
+
+def _plain(v):
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    return str(v)
+
+
+def part_name(cell_key: str) -> str:
+    """The part file of a cell: a stable hash of its key (keys hold any characters)."""
+    return hashlib.sha1(cell_key.encode()).hexdigest()[:20] + ".json"
+
+
+def write_part(run: Location, cell_key: str, trials: Sequence[Mapping],
+               epochs: Sequence[Mapping], session: int) -> None:
+    run.child(PARTS, part_name(cell_key)).write_text(_json(
+        {"cell": cell_key, "session": session, "ended_at": now_iso(),
+         "trials": list(trials), "epochs": list(epochs)}))
+
+
+def read_parts(run: Location) -> dict[str, tuple[dict, list[dict], int]]:
+    """{trial_id: (trials row, epochs rows, session)} of every cell that has ended. A part
+    that cannot be parsed (a write cut off on storage without atomic writes) is skipped:
+    its cell runs again."""
+    out = {}
+    folder = run.child(PARTS)
+    for name in folder.list():
+        if not name.endswith(".json"):
+            continue
+        try:
+            part = json.loads(folder.child(name).read_text())
+        except (ValueError, OSError):
+            continue
+        eps: dict[str, list] = {}
+        for e in part["epochs"]:
+            eps.setdefault(e["trial_id"], []).append(e)
+        for row in part["trials"]:
+            out[row["trial_id"]] = (row, eps.get(row["trial_id"], []), part.get("session", 0))
+    return out
+
+
+def write_launch(run: Location, info: Mapping[str, Any]) -> None:
+    run.child(LAUNCH_FILE).write_text(_json(info))
+
+
+def read_launch(run: Location) -> dict | None:
+    f = run.child(LAUNCH_FILE)
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except ValueError:
+        return None
+
+
+def write_heartbeat(run: Location, *, session: int, running: Mapping[str, int],
+                    epochs_done: int, session_epochs: int, session_started: str,
+                    state: str = "running") -> None:
+    """``running``: {cell key: epochs its seeds have reported}; ``epochs_done``: trial-epochs
+    trained so far in this run, every session included; ``session_epochs``: those trained
+    by this session, which started at ``session_started`` (their rate gives the time left)."""
+    run.child(HEARTBEAT).write_text(_json(
+        {"at": now_iso(), "host": socket.gethostname(), "pid": os.getpid(),
+         "session": session, "state": state, "running": dict(running),
+         "epochs_done": int(epochs_done), "session_epochs": int(session_epochs),
+         "session_started": session_started}))
+
+
+def read_heartbeat(run: Location) -> dict | None:
+    f = run.child(HEARTBEAT)
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except ValueError:
+        return None
+
+
+def clear(run: Location) -> None:
+    """Remove the journal once the run's store holds everything (a complete run)."""
+    for name in (PARTS, HEARTBEAT):
+        run.child(name).delete()
+
+
+# -- status ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunStatus:
+    """What ``gridrun status`` prints about a run, from its storage alone."""
+
+    name: str
+    state: str  # running, stalled, interrupted, complete
+    trials: int
+    counts: Mapping[str, int]  # completed / stopped_early / error / running / pending
+    best: tuple[str, float, int] | None  # (cell key, seed-mean metric, epoch)
+    metric: str
+    elapsed: float | None  # seconds since the first session started (to now or the end)
+    left: float | None  # seconds, estimated
+    epochs_done: int
+    epochs_expected: float | None
+    heartbeat_age: float | None
+    sessions: int
+
+    def text(self) -> str:
+        c = self.counts
+        lines = [f"{self.name}: {self.state}"
+                 + (f" (session {self.sessions})" if self.sessions > 1 else ""),
+                 f"trials: {self.trials} = " + ", ".join(
+                     f"{c[k]} {k.replace('_', ' ')}" for k in
+                     ("completed", "stopped_early", "error", "running", "pending")
+                     if c.get(k))]
+        if self.epochs_expected:
+            lines.append(f"trial-epochs: {self.epochs_done} of about "
+                         f"{self.epochs_expected:.0f} expected")
+        if self.best is not None:
+            key, value, epoch = self.best
+            lines.append(f"best so far: {self.metric} {value:.4f} at epoch {epoch}: {key}")
+        if self.elapsed is not None:
+            left = f", about {_duration(self.left)} left" if self.left is not None else ""
+            lines.append(f"elapsed: {_duration(self.elapsed)}{left}")
+        if self.state == "stalled":
+            lines.append(f"no heartbeat for {_duration(self.heartbeat_age)}: the driver may "
+                         "have stopped; gridrun resume RUN continues it")
+        elif self.state == "interrupted":
+            lines.append("interrupted: gridrun resume RUN continues it")
+        return "\n".join(lines) + "\n"
+
+
+def _level(v) -> str:
+    if v is None or isinstance(v, float) and math.isnan(v):
+        return "None"
+    if hasattr(v, "item"):
+        v = v.item()
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _ts(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat: Mapping | None,
+               run_info: Mapping | None, now: dt.datetime | None = None) -> RunStatus:
+    """The status of a run from its journal (``launch``, ``parts``, ``heartbeat``) and its
+    run.json when one was written (``run_info``). ``launch`` holds "spec", "trials",
+    "cells" (key -> trial ids), "metric", "mode", "max_epochs", "expected_epochs",
+    "sessions" (each with "started_at")."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    spec = launch["spec"]
+    metric, mode = launch.get("metric", spec.get("metric", "val_acc")), launch.get("mode", "max")
+    cells: Mapping[str, Sequence[str]] = launch["cells"]
+    n = sum(len(v) for v in cells.values())
+    counts = {"completed": 0, "stopped_early": 0, "error": 0, "running": 0, "pending": 0}
+    running = (heartbeat or {}).get("running", {}) \
+        if (heartbeat or {}).get("state") == "running" else {}
+    best = None
+    epochs_done = 0
+    for key, ids in cells.items():
+        rows = [parts[t] for t in ids if t in parts]
+        for row, eps, _ in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            epochs_done += len(eps)
+        if len(rows) < len(ids):
+            k = "running" if key in running else "pending"
+            counts[k] += len(ids) - len(rows)
+            epochs_done += running.get(key, 0) * (len(ids) - len(rows))
+        done = [(row, eps) for row, eps, _ in rows if row["status"] == "completed"]
+        if done and len(done) == len(ids):
+            vals = [eps[-1].get(metric) for _, eps in done if eps]
+            vals = [v for v in vals if v is not None and math.isfinite(v)]
+            if vals:
+                v = sum(vals) / len(vals)
+                better = best is None or (v > best[1] if mode == "max" else v < best[1])
+                if better:
+                    row = done[0][0]
+                    what = ", ".join(f"{f}={_level(row.get(f))}" for f in spec["factors"])
+                    best = (what or key, v, int(done[0][1][-1]["epoch"]))
+    sessions = launch.get("sessions") or [{"started_at": launch.get("started_at")}]
+    start = _ts(sessions[0].get("started_at"))
+    hb_at = _ts((heartbeat or {}).get("at"))
+    age = (now - hb_at).total_seconds() if hb_at else None
+    complete = bool(run_info and run_info.get("complete"))
+    if complete:
+        state = "complete"
+    elif (heartbeat or {}).get("state") == "interrupted" or (run_info and not hb_at):
+        state = "interrupted"
+    elif age is not None and age > STALE_SECONDS:
+        state = "stalled"
+    else:
+        state = "running"
+    if state == "complete" and run_info.get("finished_at"):
+        end = _ts(run_info["finished_at"])
+    elif state == "running":
+        end = now
+    else:
+        end = hb_at or now
+    elapsed = (end - start).total_seconds() if start else None
+    expected = launch.get("expected_epochs")
+    left = None
+    hb = heartbeat or {}
+    s_start, s_epochs = _ts(hb.get("session_started")), hb.get("session_epochs") or 0
+    if state == "running" and expected and s_start and s_epochs:
+        # the rate of this session's epochs, over what is still expected
+        rate = s_epochs / max((now - s_start).total_seconds(), 1e-9)
+        left = max(0.0, expected - epochs_done) / rate
+    elif state == "complete":
+        left = 0.0
+    return RunStatus(name=spec["name"], state=state, trials=n, counts=counts, best=best,
+                     metric=metric, elapsed=elapsed, left=left, epochs_done=epochs_done,
+                     epochs_expected=expected, heartbeat_age=age, sessions=len(sessions))

@@ -1,0 +1,63 @@
+"""``gridrun status RUN``: how a run is doing, read from its storage alone (the journal while
+it runs, the store once it has one), so a grid running in a RayJob or on a cloud cluster can
+be watched from a laptop. No Ray, no framework.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gridrun import _journal, store
+from gridrun._storage import Location, StorageError
+
+__all__ = ["status_text", "read_status"]
+
+
+def _from_store(loc: Location):
+    """(parts-like {trial_id: (row, epochs, 0)}, run.json) of a run's store."""
+    run = store.read_run(loc)
+    eps: dict[str, list] = {}
+    for r in run.epochs.sort_values(["trial_id", "epoch"]).to_dict("records"):
+        eps.setdefault(r["trial_id"], []).append(r)
+    parts = {r["trial_id"]: (r, eps.get(r["trial_id"], []), 0)
+             for r in run.trials.to_dict("records")}
+    return parts, run.info
+
+
+def _launch_of_store(info: dict, parts: dict) -> dict:
+    """A launch record for a run that has none (made before runs kept a journal): one cell
+    per stored trial, since the spec's trials are all that can be known."""
+    return {"spec": info["spec"], "cells": {tid: [tid] for tid in parts},
+            "metric": info["spec"].get("metric", "val_acc"), "mode": "min"
+            if info["spec"].get("metric", "val_acc").endswith("loss") else "max",
+            "expected_epochs": None, "sessions": [{"started_at": info.get("started_at")}]}
+
+
+def read_status(run: str) -> _journal.RunStatus:
+    try:
+        loc = Location(run)
+        if not loc.is_dir():
+            raise store.StoreError(f"{run}: no such run folder")
+        launched = _journal.read_launch(loc)
+        info_file = loc.child(store.RUN_FILE)
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        parts = _journal.read_parts(loc)
+        heartbeat = _journal.read_heartbeat(loc)
+    except (StorageError, ValueError) as e:
+        raise store.StoreError(f"{run}: cannot read the run ({e})") from None
+    if launched is None and info is None:
+        raise store.StoreError(f"{run}: not a gridrun run folder (no launch.json or "
+                               "run.json)")
+    if info is not None and (info.get("complete") or not parts):
+        stored, info = _from_store(loc)
+        parts = {**stored, **parts}
+    if launched is None:
+        launched = _launch_of_store(info, parts)
+    if info is not None and not info.get("complete") and heartbeat \
+            and heartbeat.get("state") == "running":
+        info = None  # a resumed session is running: its journal is the news
+    return _journal.run_status(launched, parts, heartbeat, info)
+
+
+def status_text(run: str) -> str:
+    return read_status(run).text()

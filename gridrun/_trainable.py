@@ -1,0 +1,132 @@
+"""The Ray Tune trainable of one cell (a configuration with all its seeds), run in Ray workers.
+
+Every seed is checkpointed to the run's storage (a local folder or any URI) at the rungs
+where ASHA may stop the cell and at least every ``checkpoint_seconds``: beside each
+checkpoint, the metrics of the epochs it holds. A cell started again (Tune retrying it
+after its worker died, a resumed run, a confirmation) continues every seed from its
+checkpoint and first reports the epochs the checkpoint holds again, marked ``replayed``, so
+the driver's bookkeeping and the scheduler see the cell's whole history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from gridrun._storage import Location
+
+__all__ = ["cell_trainable", "checkpoint_of", "history_of"]
+
+
+def checkpoint_of(checkpoints: Location, trial_id: str) -> Location:
+    """The latest checkpoint of one trial (a configuration and a seed)."""
+    return checkpoints.child(f"{trial_id}.pt")
+
+
+def history_of(checkpoints: Location, trial_id: str) -> Location:
+    """The metrics of the epochs the trial's checkpoint holds (JSON, written first)."""
+    return checkpoints.child(f"{trial_id}.history.json")
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (tests calling the trainable directly)
+        return None
+
+
+def _restore(cell, trial, shared, ckpts: Location):
+    """(trainer, replayed history) of one seed: continued from its checkpoint when there is
+    one whose history is whole, else a new trainer and no history."""
+    from gridrun.torch import Trainer
+
+    tid = trial["trial_id"]
+    pt = checkpoint_of(ckpts, tid)
+    if not cell["resume"] or not pt.is_file():
+        return Trainer(cell["config"], shared, seed=trial["seed"]), []
+    trainer = Trainer.from_bytes(pt.read_bytes(), shared)
+    if not cell["replay"]:
+        return trainer, []
+    hist = history_of(ckpts, tid)
+    try:
+        history = json.loads(hist.read_text()) if hist.is_file() else []
+    except ValueError:
+        history = []
+    history = history[:trainer.epoch]
+    if len(history) < trainer.epoch:  # the metrics before the checkpoint are lost
+        return Trainer(cell["config"], shared, seed=trial["seed"]), []
+    return trainer, history
+
+
+def _save(trainer, history, ckpts: Location, trial_id: str) -> None:
+    # history first: a checkpoint is only used with a history at least as long as it
+    history_of(ckpts, trial_id).write_text(json.dumps(history))
+    checkpoint_of(ckpts, trial_id).write_bytes(trainer.to_bytes())
+
+
+def cell_trainable(config: dict, data=None) -> None:
+    """Train every seed of one cell in lockstep and report once per epoch: the seeds' mean
+    metric (what the scheduler judges) and each seed's own metrics. Before each report at an
+    epoch in ``save_at`` every seed is checkpointed, because the scheduler may stop the cell
+    at that report and the loop never resumes. A seed that raises is dropped and reported as
+    an error; the cell goes on with the others."""
+    from ray import tune
+
+    from gridrun.torch import prepare_data, set_threads
+
+    cell, metric = config["cell"], config["metric"]
+    ckpts = Location(cell["checkpoints"])
+    set_threads(config["threads"])
+    shared = prepare_data(data)
+    node = _node_id()
+    trainers, errors, history = {}, {}, {}
+    for t in cell["trials"]:
+        try:
+            trainers[t["trial_id"]], history[t["trial_id"]] = _restore(cell, t, shared, ckpts)
+        except (RuntimeError, ValueError, OSError) as e:
+            errors[t["trial_id"]] = f"{type(e).__name__}: {e}"
+    # Replay what the checkpoints hold, epoch by epoch, so the driver and the scheduler
+    # see the same sequence of reports as if the cell had never been interrupted.
+    for i in range(max((len(h) for h in history.values()), default=0)):
+        per_seed = {tid: {**h[i], "replayed": True} for tid, h in history.items()
+                    if i < len(h)}
+        _report(tune, metric, min(m["epoch"] for m in per_seed.values()), per_seed, errors)
+    resumed = {tid: tr.epoch for tid, tr in trainers.items() if tr.epoch}
+    save_at, every = set(cell["save_at"]), float(cell.get("checkpoint_seconds", 0) or 0)
+    last_save = time.monotonic()
+    while any(not tr.done for tr in trainers.values()):
+        per_seed = {}
+        for tid, tr in list(trainers.items()):
+            if tr.done:  # a seed that resumed from a later checkpoint than its siblings
+                continue
+            try:
+                m = {**tr.step(), "elapsed": tr.seconds, "node": node}
+            except (RuntimeError, ValueError) as e:  # e.g. a diverged seed
+                errors[tid] = f"{type(e).__name__}: {e}"
+                del trainers[tid]
+                continue
+            if tid in resumed:
+                m["resumed_from"] = resumed.pop(tid)
+            per_seed[tid] = m
+            history.setdefault(tid, []).append(m)
+        if not per_seed:
+            break
+        epoch = min(m["epoch"] for m in per_seed.values())
+        due = time.monotonic() - last_save >= every  # 0: every epoch
+        if epoch in save_at or (due and any(not tr.done for tr in trainers.values())):
+            for tid, tr in trainers.items():
+                _save(tr, history.get(tid, []), ckpts, tid)
+            last_save = time.monotonic()
+        _report(tune, metric, epoch, per_seed, errors)
+    if not trainers and errors:
+        raise RuntimeError(next(iter(errors.values())))
+
+
+def _report(tune, metric, epoch, per_seed, errors) -> None:
+    vals = [m[metric] for m in per_seed.values()
+            if m.get(metric) is not None and math.isfinite(m[metric])]
+    tune.report({"epoch": epoch, metric: sum(vals) / len(vals) if vals else math.nan,
+                 "per_seed": per_seed, "seed_errors": dict(errors)})

@@ -1,0 +1,238 @@
+"""Faults with real processes and real Ray, no mocks: a driver SIGKILLed mid-grid, Ctrl-C,
+and a worker node's raylet SIGKILLed in a three-node cluster. Nothing finished may be lost
+or trained again, and a killed driver leaves no Ray process behind."""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+FACTORS = ("Factor('batchnorm', [False, True]), Factor('dropout', [0.0, 0.3]), "
+           "Factor('optimizer', ['sgd', 'adam'])")
+
+
+def write_spec(path, name, epochs=6, seeds=2, concurrent=2):
+    path.write_text(textwrap.dedent(f"""
+        from gridrun import Ablation, Factor
+        ablation = Ablation(
+            name={name!r}, dataset="digits", factors=[{FACTORS}],
+            fixed={{"epochs": {epochs}, "batch_size": 32}}, seeds={seeds}, train_size=500,
+            resources={{"cpu": 1}}, max_concurrent={concurrent})
+    """))
+    return path
+
+
+ENV = {**os.environ, "GRIDRUN_CHECKPOINT_SECONDS": "0"}  # every epoch: retries lose nothing
+
+
+def gridrun(*args, cwd, env=ENV):
+    return subprocess.run([sys.executable, "-m", "gridrun.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def start(*args, cwd, env=ENV):
+    return subprocess.Popen([sys.executable, "-m", "gridrun.cli", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+
+
+def parts(run: Path) -> dict:
+    out = {}
+    for f in sorted((run / "parts").glob("*.json")):
+        try:
+            for row in json.loads(f.read_text())["trials"]:
+                out[row["trial_id"]] = row
+        except (ValueError, KeyError):
+            continue  # being written
+    return out
+
+
+def in_flight(run: Path, done) -> dict:
+    """{trial_id: history} of trials checkpointed at epoch 2 or later and not finished."""
+    out = {}
+    for f in (run / "checkpoints").glob("*.history.json"):
+        tid = f.name.split(".")[0]
+        try:
+            hist = json.loads(f.read_text())
+        except (ValueError, OSError):
+            continue
+        if tid not in done and len(hist) >= 2 and (run / "checkpoints" / f"{tid}.pt").exists():
+            out[tid] = hist
+    return out
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def tree(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_all(procs):
+    for p in procs:
+        try:
+            p.kill()
+        except Exception:
+            pass
+
+
+def test_killed_driver_leaves_no_ray_behind_and_launch_again_finishes(tmp_path):
+    spec = write_spec(tmp_path / "kill.py", "kill")
+    run = tmp_path / "run"
+    proc = start("launch", spec, "--out", run, cwd=tmp_path)
+    ray_procs = []
+    try:
+        wait_for(lambda: len(parts(run)) >= 4 and in_flight(run, parts(run)), 240,
+                 "two finished cells and one in flight")
+        ray_procs = tree(proc.pid)
+        before = parts(run)
+        flying = in_flight(run, before)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        # the watcher kills what the driver left (raylet agents outlive a SIGKILL)
+        wait_for(lambda: not [p for p in ray_procs if p.is_running()], 30,
+                 "the killed driver's Ray processes to exit")
+    finally:
+        kill_all([proc, *ray_procs])
+    assert not (run / "run.json").exists()  # nothing was stored but the journal
+    again = gridrun("launch", spec, "--out", run, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{len(before)} of 16 trials finished earlier are kept" in again.stderr
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 16 and (trials.status == "completed").all()
+    for tid, row in before.items():  # kept as they were: not trained again
+        assert trials.wall_seconds[tid] == row["wall_seconds"]
+        assert trials.last_val_acc[tid] == row["last_val_acc"]
+    for tid, hist in flying.items():  # continued from the checkpoint, not from scratch
+        assert trials.continued_from[tid] >= len(hist)
+    epochs = pd.read_parquet(run / "epochs.parquet")
+    assert (epochs.groupby("trial_id").epoch.apply(list) == [list(range(1, 7))] * 16).all()
+    info = json.loads((run / "run.json").read_text())
+    assert info["complete"] and len(info["sessions"]) == 2
+    assert not (run / "parts").exists() and not list((run / "checkpoints").glob("*.pt"))
+
+
+def test_ctrl_c_stops_in_seconds_says_how_to_resume_and_resume_finishes(tmp_path):
+    spec = write_spec(tmp_path / "intr.py", "intr")
+    storage = f"file://{tmp_path}/runs"
+    proc = start("launch", spec, "--storage", storage, cwd=tmp_path)
+    run = tmp_path / "runs" / "intr"
+    ray_procs = []
+    try:
+        wait_for(lambda: len(parts(run)) >= 2, 240, "a finished cell")
+        ray_procs = tree(proc.pid)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        kill_all([proc, *ray_procs])
+    assert proc.returncode == 130, err[-3000:]
+    assert seconds < 20
+    uri = f"{storage}/intr"
+    assert f"continue with: gridrun resume {uri}" in err
+    info = json.loads((run / "run.json").read_text())
+    assert info["complete"] is False
+    status = gridrun("status", uri, cwd=tmp_path)
+    assert status.returncode == 0 and "interrupted" in status.stdout
+    done = parts(run)
+    resumed = gridrun("resume", uri, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 16 and (trials.status == "completed").all()
+    assert all(trials.wall_seconds[t] == r["wall_seconds"] for t, r in done.items())
+    report = gridrun("report", uri, cwd=tmp_path)
+    assert report.returncode == 0 and "16 trials (16 completed" in report.stdout
+    assert "complete" in gridrun("status", uri, cwd=tmp_path).stdout
+
+
+CLUSTER = textwrap.dedent("""
+    # A head and two worker nodes, each its own raylet, in this process's children; prints
+    # where they are, then keeps them until stdin closes.
+    import json, sys
+    from ray.cluster_utils import Cluster
+    fast = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "_system_config": fast})
+    workers = [c.add_node(num_cpus=1) for _ in range(2)]
+    c.wait_for_nodes()
+    print(json.dumps({"address": c.address, "workers": {
+        w.node_id: w.all_processes["raylet"][0].process.pid for w in workers}}), flush=True)
+    sys.stdin.read()
+    c.shutdown()
+""")
+
+
+def test_three_node_cluster_runs_everywhere_and_survives_a_dead_worker_node(tmp_path):
+    """A head and two worker nodes (separate raylets). Trials run on all three; the raylet
+    of a worker node running a trial is SIGKILLed: that cell is retried from its checkpoint
+    on the nodes that remain, and the grid completes."""
+    # token authentication on, Ray's own default for clusters: the nodes and the driver
+    # agree on it through their environment
+    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    cluster = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    proc, nodes = None, []
+    try:
+        where = json.loads(cluster.stdout.readline())
+        nodes = tree(cluster.pid)
+        spec = write_spec(tmp_path / "multi.py", "multi", epochs=40, concurrent=3)
+        run = tmp_path / "run"
+        proc = start("launch", spec, "--out", run, "--address", where["address"],
+                     cwd=tmp_path, env=env)
+        workers = where["workers"]
+
+        def victim():
+            assert proc.poll() is None, "the grid ended before a worker could be killed"
+            done = parts(run)
+            if len({r["node"] for r in done.values()}) < 3:
+                return None
+            for tid, hist in in_flight(run, done).items():
+                if hist[-1].get("node") in workers:
+                    return tid, hist[-1]["node"]
+            return None
+
+        tid, node = wait_for(victim, 300, "cells done on all three nodes, one in flight "
+                                          "on a worker")
+        os.kill(workers[node], signal.SIGKILL)
+        out, err = proc.communicate(timeout=400)
+    finally:
+        kill_all([p for p in (proc,) if p])
+        cluster.stdin.close()
+        try:
+            cluster.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        kill_all([cluster, *nodes, *tree(cluster.pid)])
+    assert proc.returncode == 0, err[-3000:]
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 16 and (trials.status == "completed").all()
+    assert trials.node.nunique() == 3
+    assert trials.continued_from[tid] >= 2  # retried from its checkpoint, elsewhere
+    epochs = pd.read_parquet(run / "epochs.parquet")
+    assert epochs[epochs.trial_id == tid].epoch.tolist() == list(range(1, 41))
+    assert trials.node[tid] != node
+    assert json.loads((run / "run.json").read_text())["hardware"]["nodes"] >= 3
