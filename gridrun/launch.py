@@ -8,8 +8,8 @@ epochs in flight, and ``launch`` on the same spec and folder (or ``resume``) fin
 without training again any trial that had finished. Trials whose worker dies are retried
 from their checkpoints on the nodes that remain.
 
-Ray is imported inside functions here and in the trainable and collector modules, so the
-pure helpers (``trial_row``, ``trial_status``) are usable without Ray installed.
+Ray is imported inside functions here and in the trainable, collector and scheduler
+modules, so the pure helpers (``trial_row``, ``trial_status``) are usable without Ray.
 
     >>> from gridrun import load_spec
     >>> summary = launch(load_spec("ablations/quickstart.py"))   # doctest: +SKIP
@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,9 +35,12 @@ from gridrun._cells import as_report, collect_rows, epoch_rows, stored_rows, tri
 from gridrun._cluster import ClusterError, check_reachable, join_auth_mode, quiet_environment
 from gridrun._progress import LiveView, Progress
 from gridrun._reaper import Reaper
+from gridrun._runfolder import (RunExistsError, check_no_live_driver, finished_before,
+                               launch_record, prepare_run_dir, run_location, shown, tidy)
+from gridrun._tune_scheduler import cell_scheduler, seed_scheduler
 from gridrun._runinfo import hardware, run_info
 from gridrun._storage import Location, StorageError
-from gridrun._trainable import checkpoint_of, history_of
+from gridrun._trainable import checkpoint_of
 from gridrun.design import expand
 from gridrun.schedule import anchors_of
 
@@ -53,11 +55,6 @@ MAX_FAILURES = 3  # retries of a cell whose worker died (from its checkpoints)
 CHECKPOINT_SECONDS = 10.0  # at least this often every seed is checkpointed (and at rungs)
 
 
-class RunExistsError(ValueError):
-    """The output folder already holds a run that cannot be continued, or a driver is
-    running it now."""
-
-
 @dataclass(frozen=True)
 class LaunchResult:
     run_dir: Path | Location
@@ -69,81 +66,6 @@ class LaunchResult:
     interrupted: bool
     confirmed: int = 0  # trials continued from a checkpoint to the full budget
     resumed: int = 0  # trials already finished by earlier sessions of this run
-
-
-def run_location(name: str, run_dir=None, storage=None) -> Location:
-    """Where a run goes: ``run_dir`` (a path or URI) when given, else ``<storage>/<name>``,
-    else ``runs/<name>``."""
-    if run_dir is not None and storage is not None:
-        raise RunExistsError("give --out (the run folder) or --storage (where run folders "
-                             "go), not both")
-    try:
-        if run_dir is not None:
-            return Location(run_dir)
-        return Location(storage if storage is not None else "runs").child(name)
-    except StorageError as e:
-        raise store.StoreError(str(e)) from None
-
-
-def _shown(loc: Location):
-    """The run folder as the user named it: a Path, or the URI."""
-    return Path(loc.text) if loc.is_local and "://" not in loc.text else loc
-
-
-# -- is this a new run, a run to continue, or one to leave alone? --------------------------
-def _same_spec(a: dict, b: dict) -> bool:
-    norm = lambda d: json.dumps(json.loads(json.dumps(d, default=str)), sort_keys=True)  # noqa
-    return norm(a) == norm(b)
-
-
-def _check_no_live_driver(loc: Location) -> None:
-    hb = _journal.read_heartbeat(loc)
-    if not hb or hb.get("state") != "running":
-        return
-    age = (dt.datetime.now(dt.timezone.utc)
-           - dt.datetime.fromisoformat(hb["at"])).total_seconds()
-    if hb.get("host") == socket.gethostname():
-        try:
-            os.kill(int(hb["pid"]), 0)
-        except (ProcessLookupError, ValueError):
-            return  # that driver is gone
-        except PermissionError:
-            pass
-        alive = int(hb["pid"]) != os.getpid()
-    else:
-        alive = age < 2 * 5.0 + 20  # a few missed heartbeats
-    if alive:
-        raise RunExistsError(f"{loc} is being run by another driver (host {hb.get('host')}, "
-                             f"pid {hb.get('pid')}, heartbeat {age:.0f} s ago); watch it "
-                             f"with: gridrun status {loc}")
-
-
-def _prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
-    """True when ``loc`` holds an unfinished run of this spec to continue; False for a new
-    run (after removing what --overwrite replaces)."""
-    try:
-        if overwrite:
-            loc.delete()
-            return False
-        info_file = loc.child(store.RUN_FILE)
-        info = json.loads(info_file.read_text()) if info_file.is_file() else None
-        launched = _journal.read_launch(loc)
-    except (StorageError, ValueError) as e:
-        raise store.StoreError(f"{loc}: cannot read the run folder ({e})") from None
-    if info is None and launched is None:
-        for name in (store.CHECKPOINTS, _journal.PARTS, _journal.HEARTBEAT):
-            loc.child(name).delete()  # leftovers of no run
-        return False
-    if info is not None and info.get("complete"):
-        raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
-                             "replace it or --out to write elsewhere")
-    spec = (launched or info)["spec"]
-    if not _same_spec(spec, ablation.to_dict()):
-        raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
-                             f"({spec.get('name')}); pass --overwrite to replace it, or "
-                             "--out to write elsewhere")
-    _check_no_live_driver(loc)
-    return True
 
 
 def _init_ray(address: str | None, verbose: bool) -> None:
@@ -167,38 +89,6 @@ def _init_ray(address: str | None, verbose: bool) -> None:
                            f"{first}{hint}") from None
 
 
-def _scheduler(ablation, cells, anchors):
-    """The ablation-aware ASHA of ``gridrun.schedule`` as a Ray Tune scheduler: one Tune
-    trial is one cell; anchors always continue; stratified promotion. None when nothing
-    may be stopped (no scheduler, or every cell is an anchor)."""
-    if ablation.scheduler is None or anchors.is_all:
-        return None
-    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-
-    from gridrun.schedule import RungState, asha_rungs, strata_of
-
-    sch = ablation.scheduler
-    state = RungState(asha_rungs(ablation.epochs, sch.grace_period, sch.reduction_factor),
-                      sch.reduction_factor, ablation.mode, protected=anchors.keys(),
-                      strata={c.key: strata_of(c.levels) for c in cells})
-    seeds = {c.key: [t.trial_id for t in c.trials] for c in cells}
-
-    class CellASHA(FIFOScheduler):
-        def __init__(self):
-            super().__init__()
-            self.state, self.stopped_trials = state, set()
-
-        def on_trial_result(self, tune_controller, trial, result):
-            key = trial.config["cell"]["key"]
-            if self.state.on_result(key, result["epoch"], result.get(ablation.metric)) \
-                    == "stop":
-                self.stopped_trials.update(seeds[key])
-                return TrialScheduler.STOP
-            return TrialScheduler.CONTINUE
-
-    return CellASHA()
-
-
 def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None = None,
            address: str | None = None, verbose: bool = False, overwrite: bool = False,
            console=None, spec_path: str | Path | None = None,
@@ -216,7 +106,7 @@ def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None =
     end, the others may be stopped at rungs (checkpointed there); then the best screened
     cells that did not reach the end are continued from their checkpoints (confirmation)."""
     loc = run_location(ablation.name, run_dir, storage)
-    resuming = _prepare_run_dir(loc, ablation, overwrite)
+    resuming = prepare_run_dir(loc, ablation, overwrite)
     return _session(ablation, loc, resuming=resuming, address=address, verbose=verbose,
                     console=console, spec_path=spec_path, show_progress=show_progress)
 
@@ -240,22 +130,10 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
     if info is not None and info.get("complete"):
         raise RunExistsError(f"{loc} is complete; nothing to resume")
     spec = (launched or info)["spec"]
-    _check_no_live_driver(loc)
+    check_no_live_driver(loc)
     return _session(Ablation.from_dict(spec), loc, resuming=True, address=address,
                     verbose=verbose, console=console, show_progress=show_progress,
                     spec_path=(launched or info).get("spec_file"))
-
-
-def _finished_before(loc: Location, trials) -> dict:
-    """{trial_id: (row, epoch rows)} of every trial an earlier session of the run finished:
-    the store of an interrupted session, then the journal (newer)."""
-    previous = {}
-    if loc.child(store.RUN_FILE).is_file():
-        previous.update(stored_rows(store.read_run(loc), trials))
-    ids = {t.trial_id for t in trials}
-    previous.update({tid: (row, eps) for tid, (row, eps, _) in _journal.read_parts(loc).items()
-                     if tid in ids})
-    return previous
 
 
 def _session(ablation, loc: Location, *, resuming: bool, address, verbose, console, spec_path,
@@ -266,7 +144,7 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
 
     console = console or Console(stderr=True)
     trials = expand(ablation)
-    previous = _finished_before(loc, trials) if resuming else {}
+    previous = finished_before(loc, trials) if resuming else {}
     done = {c.key for c in cells_of(trials)
             if all(t.trial_id in previous for t in c.trials)}
     if show_progress and ablation.scheduler is not None:
@@ -275,35 +153,13 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
         console.print(anchors_text(ablation), highlight=False, soft_wrap=True)
     if resuming and show_progress:
         n_done = sum(1 for t in trials if t.trial_id in previous)
-        console.print(f"resuming {_shown(loc)}: {n_done} of {len(trials)} trials finished "
+        console.print(f"resuming {shown(loc)}: {n_done} of {len(trials)} trials finished "
                       f"earlier are kept; running the other {len(trials) - n_done}",
                       highlight=False, soft_wrap=True)
     return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
                 console=console, spec_path=spec_path, show_progress=show_progress,
                 confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0,
                 skip_cells=done, replay=True)
-
-
-def _launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> int:
-    """Write launch.json with this session added; returns the session number."""
-    from gridrun.schedule import expected_epochs
-
-    launched = _journal.read_launch(loc) or {}
-    sessions = list(launched.get("sessions", []))
-    sessions.append({"started_at": started_at.isoformat(), "host": socket.gethostname(),
-                     "pid": os.getpid(), "command": " ".join(sys.argv)})
-    sched = ablation.scheduler
-    expected = len(trials) * ablation.epochs
-    if sched is not None and not anchors.is_all:
-        expected = expected_epochs(anchors, max_t=ablation.epochs,
-                                   grace_period=sched.grace_period,
-                                   reduction_factor=sched.reduction_factor) * ablation.seeds
-    _journal.write_launch(loc, {
-        "spec": ablation.to_dict(), "spec_file": str(spec_path) if spec_path else None,
-        "trials": len(trials), "cells": {c.key: [t.trial_id for t in c.trials] for c in cells},
-        "metric": ablation.metric, "mode": ablation.mode, "max_epochs": ablation.epochs,
-        "expected_epochs": expected, "sessions": sessions})
-    return len(sessions)
 
 
 def _run(ablation, trials, previous, *, loc: Location, address, verbose, console, spec_path,
@@ -352,7 +208,7 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     first = [c for c in cells if c.key not in skip_cells
              and (only_cells is None or c.key in only_cells)]
     try:
-        session = _launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at)
+        session = launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at)
         loc.child(store.CHECKPOINTS).make_dir()
     except StorageError as e:
         raise store.StoreError(str(e)) from None
@@ -364,9 +220,9 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     try:
         with LiveView(progress, console, show_progress) as live, \
                 Heartbeat(loc, session, before) as heartbeat:
-            scheduler = None if only_cells is not None else _scheduler(ablation, cells,
+            scheduler = None if only_cells is not None else cell_scheduler(ablation, cells,
                                                                        anchors)
-            _seed_scheduler(scheduler, cells, previous, ablation)
+            seed_scheduler(scheduler, cells, previous, ablation)
             collector = make_collector(progress, ablation.metric, live, scheduler, run=loc,
                                        session=session, heartbeat=heartbeat,
                                        max_epochs=ablation.epochs, cells=cells)
@@ -407,45 +263,15 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     store.write_run(loc, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
     if complete:
-        _tidy(loc, rows)
+        tidy(loc, rows)
     else:
         heartbeat.write("interrupted")
     counts = {s: sum(r["status"] == s for r in rows) for s in store.STATUSES}
-    return LaunchResult(_shown(loc), len(rows), counts["completed"], counts["stopped_early"],
+    return LaunchResult(shown(loc), len(rows), counts["completed"], counts["stopped_early"],
                         counts["error"], (dt.datetime.now(dt.timezone.utc) - started_at)
                         .total_seconds(), not complete, len(confirmed),
                         sum(1 for t in trials if t.trial_id in previous
                             and t.trial_id not in collector.ended))
-
-
-def _seed_scheduler(scheduler, cells, previous, ablation) -> None:
-    """Give the scheduler the rung values of cells earlier sessions finished, so a resumed
-    run judges its cells against the same bar."""
-    if scheduler is None or not previous:
-        return
-    for c in cells:
-        eps = [previous[t.trial_id][1] for t in c.trials if t.trial_id in previous]
-        if len(eps) < len(c.trials):
-            continue
-        for r in scheduler.state.rungs:
-            vals = [e[r - 1].get(ablation.metric) for e in eps if len(e) >= r]
-            vals = [v for v in vals if v is not None]
-            if vals and len(vals) == len(eps):
-                scheduler.state.on_result(c.key, r, sum(vals) / len(vals))
-
-
-def _tidy(loc: Location, rows) -> None:
-    """A complete run needs no journal, nor the checkpoints of trials that reached the end
-    (those of stopped trials stay: ``gridrun confirm`` continues them)."""
-    try:
-        _journal.clear(loc)
-        ckpts = loc.child(store.CHECKPOINTS)
-        for r in rows:
-            if r["status"] != "stopped_early":
-                checkpoint_of(ckpts, r["trial_id"]).delete()
-                history_of(ckpts, r["trial_id"]).delete()
-    except StorageError as e:
-        print(f"warning: could not tidy {loc}: {e}", file=sys.stderr)
 
 
 def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None = None,

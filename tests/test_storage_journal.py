@@ -16,7 +16,7 @@ from gridrun import ASHA, Ablation, Factor, _journal, store
 from gridrun._storage import Location, StorageError
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
-from gridrun.launch import RunExistsError, _prepare_run_dir, run_location
+from gridrun._runfolder import RunExistsError, prepare_run_dir, run_location
 
 
 def mock(path="bucket/runs/x"):
@@ -156,16 +156,16 @@ SPEC = Ablation(name="g", dataset="digits", factors=[Factor("batchnorm", [False,
 
 def test_prepare_decides_new_resume_or_refuse(tmp_path):
     loc = Location(tmp_path / "r")
-    assert _prepare_run_dir(loc, SPEC, overwrite=False) is False  # nothing there
+    assert prepare_run_dir(loc, SPEC, overwrite=False) is False  # nothing there
     _journal.write_launch(loc, {"spec": SPEC.to_dict()})
-    assert _prepare_run_dir(loc, SPEC, overwrite=False) is True  # unfinished: continue
+    assert prepare_run_dir(loc, SPEC, overwrite=False) is True  # unfinished: continue
     other = Ablation(**{**SPEC.__dict__, "seeds": 2})
     with pytest.raises(RunExistsError, match="unfinished run of a different spec"):
-        _prepare_run_dir(loc, other, overwrite=False)
+        prepare_run_dir(loc, other, overwrite=False)
     loc.child("run.json").write_text(json.dumps({"spec": SPEC.to_dict(), "complete": True}))
     with pytest.raises(RunExistsError, match="already holds a complete run"):
-        _prepare_run_dir(loc, SPEC, overwrite=False)
-    assert _prepare_run_dir(loc, SPEC, overwrite=True) is False and not loc.exists()
+        prepare_run_dir(loc, SPEC, overwrite=False)
+    assert prepare_run_dir(loc, SPEC, overwrite=True) is False and not loc.exists()
 
 
 def test_a_live_driver_keeps_others_off_its_run(tmp_path):
@@ -179,11 +179,11 @@ def test_a_live_driver_keeps_others_off_its_run(tmp_path):
         beat = json.loads(loc.child("heartbeat.json").read_text())
         loc.child("heartbeat.json").write_text(json.dumps({**beat, "pid": sleeper.pid}))
         with pytest.raises(RunExistsError, match=f"another driver .*pid {sleeper.pid}"):
-            _prepare_run_dir(loc, SPEC, overwrite=False)
+            prepare_run_dir(loc, SPEC, overwrite=False)
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert _prepare_run_dir(loc, SPEC, overwrite=False) is True  # that driver is gone
+    assert prepare_run_dir(loc, SPEC, overwrite=False) is True  # that driver is gone
 
 
 def test_status_command_on_a_stored_run_and_on_bad_folders(tmp_path):

@@ -1,0 +1,149 @@
+"""The run folder of a launch: where it is, whether it holds a run to continue or one to
+leave alone, what earlier sessions finished, and the record of each session (launch.json).
+No Ray; ``launch`` calls these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+from gridrun import _journal, store
+from gridrun._cells import stored_rows
+from gridrun._storage import Location, StorageError
+from gridrun._trainable import checkpoint_of, history_of
+
+__all__ = ["RunExistsError", "run_location", "prepare_run_dir", "check_no_live_driver",
+           "finished_before", "launch_record", "tidy", "shown"]
+
+
+class RunExistsError(ValueError):
+    """The output folder already holds a run that cannot be continued, or a driver is
+    running it now."""
+
+
+def run_location(name: str, run_dir=None, storage=None) -> Location:
+    """Where a run goes: ``run_dir`` (a path or URI) when given, else ``<storage>/<name>``,
+    else ``runs/<name>``."""
+    if run_dir is not None and storage is not None:
+        raise RunExistsError("give --out (the run folder) or --storage (where run folders "
+                             "go), not both")
+    try:
+        if run_dir is not None:
+            return Location(run_dir)
+        return Location(storage if storage is not None else "runs").child(name)
+    except StorageError as e:
+        raise store.StoreError(str(e)) from None
+
+
+def shown(loc: Location):
+    """The run folder as the user named it: a Path, or the URI."""
+    return Path(loc.text) if loc.is_local and "://" not in loc.text else loc
+
+
+# -- is this a new run, a run to continue, or one to leave alone? --------------------------
+def _same_spec(a: dict, b: dict) -> bool:
+    norm = lambda d: json.dumps(json.loads(json.dumps(d, default=str)), sort_keys=True)  # noqa
+    return norm(a) == norm(b)
+
+
+def check_no_live_driver(loc: Location) -> None:
+    hb = _journal.read_heartbeat(loc)
+    if not hb or hb.get("state") != "running":
+        return
+    age = (dt.datetime.now(dt.timezone.utc)
+           - dt.datetime.fromisoformat(hb["at"])).total_seconds()
+    if hb.get("host") == socket.gethostname():
+        try:
+            os.kill(int(hb["pid"]), 0)
+        except (ProcessLookupError, ValueError):
+            return  # that driver is gone
+        except PermissionError:
+            pass
+        alive = int(hb["pid"]) != os.getpid()
+    else:
+        alive = age < 2 * 5.0 + 20  # a few missed heartbeats
+    if alive:
+        raise RunExistsError(f"{loc} is being run by another driver (host {hb.get('host')}, "
+                             f"pid {hb.get('pid')}, heartbeat {age:.0f} s ago); watch it "
+                             f"with: gridrun status {loc}")
+
+
+def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
+    """True when ``loc`` holds an unfinished run of this spec to continue; False for a new
+    run (after removing what --overwrite replaces)."""
+    try:
+        if overwrite:
+            loc.delete()
+            return False
+        info_file = loc.child(store.RUN_FILE)
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        launched = _journal.read_launch(loc)
+    except (StorageError, ValueError) as e:
+        raise store.StoreError(f"{loc}: cannot read the run folder ({e})") from None
+    if info is None and launched is None:
+        for name in (store.CHECKPOINTS, _journal.PARTS, _journal.HEARTBEAT):
+            loc.child(name).delete()  # leftovers of no run
+        return False
+    if info is not None and info.get("complete"):
+        raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
+                             "replace it or --out to write elsewhere")
+    spec = (launched or info)["spec"]
+    if not _same_spec(spec, ablation.to_dict()):
+        raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
+                             f"({spec.get('name')}); pass --overwrite to replace it, or "
+                             "--out to write elsewhere")
+    check_no_live_driver(loc)
+    return True
+
+
+def finished_before(loc: Location, trials) -> dict:
+    """{trial_id: (row, epoch rows)} of every trial an earlier session of the run finished:
+    the store of an interrupted session, then the journal (newer)."""
+    previous = {}
+    if loc.child(store.RUN_FILE).is_file():
+        previous.update(stored_rows(store.read_run(loc), trials))
+    ids = {t.trial_id for t in trials}
+    previous.update({tid: (row, eps) for tid, (row, eps, _) in _journal.read_parts(loc).items()
+                     if tid in ids})
+    return previous
+
+
+def launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> int:
+    """Write launch.json with this session added; returns the session number."""
+    from gridrun.schedule import expected_epochs
+
+    launched = _journal.read_launch(loc) or {}
+    sessions = list(launched.get("sessions", []))
+    sessions.append({"started_at": started_at.isoformat(), "host": socket.gethostname(),
+                     "pid": os.getpid(), "command": " ".join(sys.argv)})
+    sched = ablation.scheduler
+    expected = len(trials) * ablation.epochs
+    if sched is not None and not anchors.is_all:
+        expected = expected_epochs(anchors, max_t=ablation.epochs,
+                                   grace_period=sched.grace_period,
+                                   reduction_factor=sched.reduction_factor) * ablation.seeds
+    _journal.write_launch(loc, {
+        "spec": ablation.to_dict(), "spec_file": str(spec_path) if spec_path else None,
+        "trials": len(trials), "cells": {c.key: [t.trial_id for t in c.trials] for c in cells},
+        "metric": ablation.metric, "mode": ablation.mode, "max_epochs": ablation.epochs,
+        "expected_epochs": expected, "sessions": sessions})
+    return len(sessions)
+
+
+def tidy(loc: Location, rows) -> None:
+    """A complete run needs no journal, nor the checkpoints of trials that reached the end
+    (those of stopped trials stay: ``gridrun confirm`` continues them)."""
+    try:
+        _journal.clear(loc)
+        ckpts = loc.child(store.CHECKPOINTS)
+        for r in rows:
+            if r["status"] != "stopped_early":
+                checkpoint_of(ckpts, r["trial_id"]).delete()
+                history_of(ckpts, r["trial_id"]).delete()
+    except StorageError as e:
+        print(f"warning: could not tidy {loc}: {e}", file=sys.stderr)
