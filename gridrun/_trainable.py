@@ -16,12 +16,17 @@ import time
 
 from gridrun._storage import Location
 
-__all__ = ["cell_trainable", "checkpoint_of", "history_of"]
+__all__ = ["cell_trainable", "checkpoint_of", "history_of", "weights_of"]
 
 
 def checkpoint_of(checkpoints: Location, trial_id: str) -> Location:
     """The latest checkpoint of one trial (a configuration and a seed)."""
     return checkpoints.child(f"{trial_id}.pt")
+
+
+def weights_of(run: Location, trial_id: str) -> Location:
+    """A completed trial's final model weights (a torch state_dict), with keep_weights."""
+    return run.child("weights", f"{trial_id}.pt")
 
 
 def history_of(checkpoints: Location, trial_id: str) -> Location:
@@ -120,6 +125,11 @@ def cell_trainable(config: dict, data=None) -> None:
             for tid, tr in trainers.items():
                 _save(tr, history.get(tid, []), ckpts, tid)
             last_save = time.monotonic()
+        if cell.get("weights"):
+            for tid in per_seed:
+                if trainers.get(tid) is not None and trainers[tid].done:
+                    weights_of(Location(cell["weights"]), tid).write_bytes(
+                        trainers[tid].model_bytes())
         _report(tune, metric, epoch, per_seed, errors)
     if not trainers and errors:
         raise RuntimeError(next(iter(errors.values())))

@@ -273,15 +273,62 @@ def status(run: str) -> None:
         _fail(str(e))
 
 
+@main.command()
+@click.argument("run", metavar="RUN")
+@click.option("--out", required=True, metavar="FILE|URI",
+              help="Where to write the weights (a torch state_dict).")
+@click.option("--trial", default=None, metavar="ID",
+              help="The trial whose weights to export (default: the completed trial with "
+                   "the best final val_acc).")
+def weights(run: str, out: str, trial: str | None) -> None:
+    """Export the final weights of a trial of RUN, a run made with keep_weights=True, for
+    another spec's pretrained technique. Prints the file's sha256, to pin it as
+    pretrained="FILE#sha256=...".
+
+    Example: gridrun weights runs/pretrain_mnist --out weights/mnist_simple_cnn.pt
+    """
+    import hashlib
+
+    from gridrun._storage import Location
+    from gridrun.store import read_run
+
+    try:
+        r = read_run(run)
+        loc = Location(run)
+        done = r.trials[r.trials.status == "completed"]
+        if trial is None:
+            have = [t for t in done.trial_id if loc.child("weights", f"{t}.pt").is_file()]
+            if not have:
+                _fail(f"{run} has no saved weights: launch it with keep_weights=True")
+            trial = str(done.set_index("trial_id").loc[have, "last_val_acc"].idxmax())
+        src = loc.child("weights", f"{trial}.pt")
+        if not src.is_file():
+            _fail(f"{run}: no saved weights for trial {trial!r}")
+        blob = src.read_bytes()
+        Location(out).write_bytes(blob)
+    except _store_errors() as e:
+        _fail(str(e))
+    click.echo(f"wrote {out} (trial {trial}); sha256={hashlib.sha256(blob).hexdigest()}")
+
+
 @main.command(name="techniques")
-def list_techniques() -> None:
-    """List the techniques a spec may vary or fix, with their allowed values."""
+@click.option("--framework", type=click.Choice(["torch", "tensorflow"]), default=None,
+              help="Only the techniques this framework's trainer implements.")
+def list_techniques(framework: str | None) -> None:
+    """List the techniques a spec may vary or fix, by group, with their allowed values,
+    default and the frameworks that implement them."""
     from tabulate import tabulate
 
-    rows = [(t.name, t.allowed(), repr(t.default), t.description)
-            for t in techniques.TECHNIQUES.values()]
-    click.echo(tabulate(rows, headers=["technique", "allowed", "default", "what it does"],
-                        tablefmt="github"))
+    for group in techniques.GROUPS:
+        rows = [(t.name, t.allowed(), repr(t.default), ", ".join(t.frameworks) or "-",
+                 t.description) for t in techniques.TECHNIQUES.values()
+                if t.group == group and (framework is None or framework in t.frameworks)]
+        if not rows:
+            continue
+        click.echo(f"## {group}\n")
+        click.echo(tabulate(rows, headers=["technique", "allowed", "default", "frameworks",
+                                           "what it does"], tablefmt="github"))
+        click.echo()
 
 
 if __name__ == "__main__":

@@ -46,8 +46,13 @@ def resolve_config(levels: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict:
 
 
 def trial_id(config: Mapping[str, Any], seed: int) -> str:
-    """A stable 12-hex-digit id from the resolved config and the seed."""
-    blob = json.dumps({"config": dict(config), "seed": int(seed)}, sort_keys=True)
+    """A stable 12-hex-digit id from the resolved config and the seed. Techniques added to
+    the registry after its first version count only when set away from their default, so
+    ids stay the same as the registry grows."""
+    keyed = {k: v for k, v in config.items()
+             if k in techniques.FIRST or k not in techniques.TECHNIQUES
+             or not techniques.same_level(v, techniques.TECHNIQUES[k].default)}
+    blob = json.dumps({"config": keyed, "seed": int(seed)}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 

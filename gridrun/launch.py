@@ -144,9 +144,15 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
 
     console = console or Console(stderr=True)
     trials = expand(ablation)
+    _check_pretrained(trials)
     previous = finished_before(loc, trials) if resuming else {}
     done = {c.key for c in cells_of(trials)
             if all(t.trial_id in previous for t in c.trials)}
+    if show_progress:
+        from gridrun._labels import label_warnings
+
+        for line in label_warnings(ablation):
+            console.print(line, highlight=False, soft_wrap=True)
     if show_progress and ablation.scheduler is not None:
         from gridrun.plan import anchors_text
 
@@ -175,7 +181,8 @@ def _run(ablation, trials, previous, *, loc: Location, address, verbose, console
     cells = cells_of(trials)
     anchors = anchors_of(ablation)
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
-                        train_size=ablation.train_size)
+                        train_size=ablation.train_size, image_size=ablation.image_size or 32)
+    _check_channels(trials, data)
     quiet_environment(verbose)
     started_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     reaper = Reaper() if started_ray and not address else contextlib.nullcontext()
@@ -347,6 +354,38 @@ def _schedule_info(ablation, anchors, rows, confirmed) -> dict:
             "trial_epochs": int(sum(r["epochs_run"] for r in rows))}
 
 
+def _check_channels(trials, data) -> None:
+    """Saturation and hue need colour: on a grayscale dataset they fail before launch."""
+    from gridrun.spec import SpecError
+
+    if data.image_shape[-1] == 3:
+        return
+    for name in ("saturation", "hue"):
+        if any(t.config.get(name) for t in trials):
+            raise SpecError(f"{name} needs RGB images; {data.name} has "
+                            f"{data.image_shape[-1]} channel(s)")
+
+
+def _check_pretrained(trials) -> None:
+    """A pretrained file that is not there fails the launch, not every trial."""
+    from gridrun.spec import SpecError
+
+    for src in sorted({t.config.get("pretrained") for t in trials} - {None}):
+        if "://" not in src and not Path(src.split("#", 1)[0]).is_file():
+            raise SpecError(f"pretrained {src!r}: no such file (make one with gridrun "
+                            "weights RUN --out FILE from a run with keep_weights=True)")
+
+
+def _for_workers(config) -> dict:
+    """The config as workers need it: a relative pretrained path is relative to where the
+    driver runs (workers run elsewhere), so it goes out absolute."""
+    config = dict(config)
+    src = config.get("pretrained")
+    if src and "://" not in src and not Path(src.split("#", 1)[0]).is_absolute():
+        config["pretrained"] = str(Path(src).absolute())
+    return config
+
+
 def _checkpoint_seconds() -> float:
     text = os.environ.get("GRIDRUN_CHECKPOINT_SECONDS")
     try:
@@ -371,9 +410,10 @@ def _tuner(ablation, cells, data, tune_dir, collector, scheduler, verbose, loc: 
         ablation.epochs, ablation.scheduler.grace_period, ablation.scheduler.reduction_factor)
     ckpts = loc.child(store.CHECKPOINTS).full
     every = _checkpoint_seconds()
-    grid = [{"key": c.key, "config": dict(c.config), "epochs": ablation.epochs,
+    grid = [{"key": c.key, "config": _for_workers(c.config), "epochs": ablation.epochs,
              "trials": [{"trial_id": t.trial_id, "seed": t.seed} for t in c.trials],
              "checkpoints": ckpts, "resume": resume, "replay": replay,
+             "weights": loc.full if ablation.keep_weights else None,
              "checkpoint_seconds": every,
              "save_at": rungs if scheduler is not None and c.key not in protected else []}
             for c in cells]

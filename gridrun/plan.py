@@ -110,7 +110,7 @@ def calibrate(ablation, *, epochs: int = 2, max_examples: int = 2048) -> dict:
     from gridrun.torch import train
 
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction,
-                        train_size=ablation.train_size)
+                        train_size=ablation.train_size, image_size=ablation.image_size or 32)
     n = len(data.y_train)
     small = dataclasses.replace(data, x_train=data.x_train[:max_examples],
                                 y_train=data.y_train[:max_examples])
@@ -140,7 +140,10 @@ def plan_text(ablation, seconds_per_epoch: dict | float | None = None,
             f"{ablation.seeds} seeds = {len(trials)} trials, up to {ablation.epochs} epochs "
             f"each ({len(trials) * ablation.epochs} trial-epochs at most), {sched}; "
             f"dataset {ablation.dataset}, framework {ablation.framework}")
-    parts = [head, anchors_text(ablation), "", _designs_text(ablation, seconds_per_epoch)]
+    from gridrun._labels import label_warnings
+
+    parts = [head, *label_warnings(ablation), anchors_text(ablation), "",
+             _designs_text(ablation, seconds_per_epoch)]
     if ablation.design == "fractional":
         from gridrun._fractional import fractional_plan
 

@@ -150,6 +150,8 @@ class Ablation:
     train_size: int | None = None  # cap on training examples (stratified), for quick runs
     val_fraction: float = 0.1
     max_concurrent: int | None = None
+    image_size: int | None = None  # "folder:PATH" datasets: images resized to this (32)
+    keep_weights: bool = False  # save each completed trial's final weights in RUN/weights
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -179,6 +181,7 @@ class Ablation:
             "resources": dict(self.resources), "metric": self.metric, "mode": self.mode,
             "epochs": self.epochs, "train_size": self.train_size,
             "val_fraction": self.val_fraction, "max_concurrent": self.max_concurrent,
+            "image_size": self.image_size, "keep_weights": self.keep_weights,
         }
 
 
@@ -202,7 +205,8 @@ class Ablation:
             resolution=d.get("resolution"), scheduler=sched,
             resources=d.get("resources") or {"cpu": 1}, metric=d.get("metric", "val_acc"),
             train_size=d.get("train_size"), val_fraction=d.get("val_fraction", 0.1),
-            max_concurrent=d.get("max_concurrent"))
+            max_concurrent=d.get("max_concurrent"), image_size=d.get("image_size"),
+            keep_weights=d.get("keep_weights", False))
 
 
 def _set(obj, key, value) -> None:
@@ -217,8 +221,18 @@ def _check_int(what: str, v, lo: int) -> None:
 def _validate(a: Ablation) -> None:
     if not isinstance(a.name, str) or not a.name or not set(a.name) <= NAME_CHARS:
         _fail(f"name {a.name!r} must be a non-empty string of letters, digits, '_', '-', '.'")
-    if a.dataset not in DATASET_NAMES:
-        _fail(f"unknown dataset {a.dataset!r}; allowed: {', '.join(DATASET_NAMES)}"
+    folder = isinstance(a.dataset, str) and a.dataset.startswith("folder:")
+    if folder and not a.dataset[len("folder:"):].strip():
+        _fail("dataset 'folder:' needs a path: folder:/path/to/images (one subfolder per "
+              "class)")
+    if a.image_size is not None:
+        _check_int("image_size", a.image_size, 8)
+        if not folder:
+            _fail(f"image_size is only used by folder datasets (folder:PATH), not "
+                  f"{a.dataset!r}")
+    if not folder and a.dataset not in DATASET_NAMES:
+        _fail(f"unknown dataset {a.dataset!r}; allowed: {', '.join(DATASET_NAMES)}, or "
+              f"folder:PATH for a folder of images"
               f"{suggest(a.dataset, DATASET_NAMES)}")
     if a.framework not in FRAMEWORKS:
         _fail(f"unknown framework {a.framework!r}; allowed: {', '.join(FRAMEWORKS)}"
@@ -242,6 +256,7 @@ def _validate(a: Ablation) -> None:
         _fail(f"unknown design {a.design!r}; allowed: {', '.join(DESIGNS)}"
               f"{suggest(a.design, DESIGNS)}")
     _validate_design_options(a, factors)
+    _validate_framework(a, factors)
     if a.scheduler is not None:
         if not isinstance(a.scheduler, ASHA):
             _fail(f"scheduler must be ASHA(...) or None, got {a.scheduler!r}")
@@ -259,6 +274,20 @@ def _validate(a: Ablation) -> None:
         _fail(f"val_fraction must be a number in (0, 1), got {v!r}")
     if a.max_concurrent is not None:
         _check_int("max_concurrent", a.max_concurrent, 1)
+    if not isinstance(a.keep_weights, bool):
+        _fail(f"keep_weights must be True or False, got {a.keep_weights!r}")
+
+
+def _validate_framework(a: Ablation, factors) -> None:
+    """Every technique the spec sets away from its default must exist in its framework."""
+    used = [k for k, v in a.fixed.items()
+            if not techniques.same_level(v, techniques.get(k).default)]
+    used += [f.name for f in factors]
+    for name in used:
+        tech = techniques.get(name)
+        if a.framework not in tech.frameworks:
+            _fail(f"{name!r} is not implemented by the {a.framework} trainer (it is by: "
+                  f"{', '.join(tech.frameworks) or 'none yet'})")
 
 
 def _validate_fixed(fixed, factor_names: set) -> dict:

@@ -37,7 +37,7 @@ CHECKPOINTS = "checkpoints"  # rung checkpoints of screened trials, kept across 
 STATUSES = ("completed", "stopped_early", "error")
 
 _KIND_TYPES = {"bool": pa.bool_(), "float": pa.float64(), "int": pa.int64(),
-               "choice": pa.string()}
+               "choice": pa.string(), "str": pa.string()}
 
 # Columns of trials.parquet that follow the factor columns; documented in the README.
 _TRIAL_FIELDS = [

@@ -157,3 +157,15 @@ def test_a_none_level_of_a_nullable_technique_reports(tmp_path):
     rows = {r["factor"]: r for r in table["tables"]["techniques"]}
     assert rows["lr"]["effect"] == pytest.approx(0.03)
     assert rows["batchnorm"]["effect"] == pytest.approx(0.02)
+
+
+def test_a_none_level_of_a_string_technique_reports(tmp_path):
+    """pretrained=None (scratch) beside a weights file: a missing string is that level."""
+    w = "weights/a.pt"
+    run = synthetic_run({"pretrained": [None, w], "batchnorm": [False, True]},
+                        value=lambda lv: 0.8 + 0.04 * (lv["pretrained"] == w)
+                        + 0.02 * lv["batchnorm"], seeds=2)
+    run.save(tmp_path / "run")
+    table = json.loads(report_text(tmp_path / "run", fmt="json", table="techniques"))
+    rows = {r["factor"]: r for r in table["tables"]["techniques"]}
+    assert rows["pretrained"]["effect"] == pytest.approx(0.04)

@@ -209,7 +209,9 @@ def _codes(col: pd.Series, name: str, levels: tuple, what: str = "trials") -> np
         index = pd.Index(np.array([np.nan if v is None else v for v in levels], dtype=float))
         vals = pd.Index(pd.to_numeric(col, errors="coerce").to_numpy(float))
     else:
-        index, vals = pd.Index([str(v) for v in levels]), pd.Index(col.astype(str))
+        # strings (and None: pretrained=None is a level; a missing value is that level)
+        index = pd.Index([str(v) for v in levels])
+        vals = pd.Index([str(None) if _missing(v) else str(v) for v in col], dtype=object)
     idx = index.get_indexer(vals)
     if (idx < 0).any():
         bad = col.to_numpy()[np.flatnonzero(idx < 0)[0]]

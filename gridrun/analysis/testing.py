@@ -182,7 +182,7 @@ def _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E) -> pd.Da
         elif all(x is None or isinstance(x, (int, float)) for x in lv):
             cols[n] = np.array([np.nan if x is None else x for x in lv], dtype=float)[codes]
         else:
-            cols[n] = np.array([str(x) for x in lv], dtype=object)[codes]
+            cols[n] = np.array([None if x is None else str(x) for x in lv], dtype=object)[codes]
     last_row = np.cumsum(run_e) - 1
     has = run_e > 0
     val = ep_df["val_acc"].to_numpy()

@@ -9,6 +9,12 @@
 ``cifar10`` from ``cifar-10-python.tar.gz``, under ``data_dir()`` (``$GRIDRUN_DATA_DIR``
 or ``~/.cache/gridrun``): ``mnist/``, ``fashion-mnist/``, ``cifar10/``. Missing files
 are downloaded and checked against their published checksums.
+
+``load_dataset("folder:/path/to/root")`` reads a folder of images, one subfolder per
+class (see ``load_image_folder``). The data problems a trial induces on its training
+split (class imbalance, label noise) and their remedies (oversampling, class weights,
+input normalization) are pure numpy functions: ``imbalance_indices``, ``noisy_labels``,
+``oversample_indices``, ``class_weights``, ``normalization_params``, ``normalize_images``.
 """
 
 from __future__ import annotations
@@ -16,12 +22,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 DATASET_NAMES = ("digits", "mnist", "fashion_mnist", "cifar10")
+# A dataset name "folder:<path>" loads the image folder at <path>.
+FOLDER_PREFIX = "folder:"
+# Input scalings (the "normalize" technique); see normalization_params.
+NORMALIZATIONS = ("none", "rescale", "standardize")
 
-__all__ = ["DATASET_NAMES", "Dataset", "DataError", "data_dir", "load_dataset"]
+__all__ = ["DATASET_NAMES", "FOLDER_PREFIX", "NORMALIZATIONS", "Dataset", "DataError",
+           "data_dir", "load_dataset", "load_image_folder", "imbalance_indices",
+           "noisy_labels", "class_weights", "oversample_indices", "normalization_params",
+           "normalize_images"]
 
 if TYPE_CHECKING:
     from gridrun.data._dataset import DataError, Dataset, data_dir
+    from gridrun.data._folder import load_image_folder
     from gridrun.data._load import load_dataset
+    from gridrun.data._problems import (class_weights, imbalance_indices, normalization_params,
+                                        normalize_images, noisy_labels, oversample_indices)
 
 # `import gridrun` imports this package (the spec checks dataset names), so numpy and
 # the readers load only when something below is first used.
@@ -30,6 +46,13 @@ _LAZY = {
     "DataError": "gridrun.data._dataset",
     "data_dir": "gridrun.data._dataset",
     "load_dataset": "gridrun.data._load",
+    "load_image_folder": "gridrun.data._folder",
+    "imbalance_indices": "gridrun.data._problems",
+    "noisy_labels": "gridrun.data._problems",
+    "class_weights": "gridrun.data._problems",
+    "oversample_indices": "gridrun.data._problems",
+    "normalization_params": "gridrun.data._problems",
+    "normalize_images": "gridrun.data._problems",
 }
 
 

@@ -8,6 +8,7 @@ either, so test accuracy always means the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import numbers
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from gridrun.data import DATASET_NAMES
+from gridrun.data import DATASET_NAMES, FOLDER_PREFIX
 from gridrun.data._cifar import read_cifar_archive, read_cifar_folder
 from gridrun.data._dataset import DataError, Dataset, data_dir
 from gridrun.data._files import RemoteFile, fetch
@@ -47,33 +48,50 @@ class RawData:
 
 def load_dataset(name: str, *, val_fraction: float = 0.1, split_seed: int = 0,
                  train_size: int | None = None, root: Path | None = None,
-                 download: bool = True) -> Dataset:
+                 download: bool = True, image_size: int = 32) -> Dataset:
     """Load ``name`` with a seeded, stratified validation split of its training set.
 
     ``root`` defaults to ``data_dir()``. Missing files are downloaded (and verified)
     unless ``download=False``; present files are verified and used without the network.
     ``train_size`` keeps a stratified subset of what remains for training.
 
+    ``name`` may also be ``"folder:<path>"``: the image folder at ``<path>`` (one
+    subfolder per class), its images resized to ``image_size`` square; its test set is a
+    fixed stratified fifth of the images (see ``load_image_folder``). ``root`` and
+    ``download`` do not apply to folders, and ``image_size`` applies only to them.
+
     >>> ds = load_dataset("digits", val_fraction=0.1, split_seed=0)
     >>> ds.x_train.shape, ds.x_val.shape, ds.x_test.shape
     ((1294, 8, 8, 1), (144, 8, 8, 1), (359, 8, 8, 1))
     """
     _check_split_args(val_fraction, split_seed, train_size)  # before seconds of reading
-    raw = load_raw(name, root=data_dir() if root is None else Path(root), download=download)
+    raw = load_raw(name, root=data_dir() if root is None else Path(root), download=download,
+                   image_size=image_size)
     return split_raw(raw, val_fraction=val_fraction, split_seed=split_seed, train_size=train_size)
 
 
 def load_raw(name: str, *, root: Path, download: bool = True,
-             files: Files | None = None) -> RawData:
+             files: Files | None = None, image_size: int = 32) -> RawData:
     """Official train/test sets of ``name`` under ``root``; ``files`` overrides ``SOURCES``.
+
+    ``"folder:<path>"`` reads the image folder at ``<path>`` (``root``, ``download`` and
+    ``files`` unused) with images resized to ``image_size``.
 
     >>> load_raw("mnist", root=Path("/data"), download=False).x_train.shape  # doctest: +SKIP
     (60000, 28, 28, 1)
     """
+    if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
+        path = name[len(FOLDER_PREFIX):]
+        if not path.strip():
+            raise DataError(f"dataset {name!r} names no folder: write {FOLDER_PREFIX}<path>")
+        from gridrun.data._folder import load_image_folder  # imports _load: not at the top
+
+        return dataclasses.replace(load_image_folder(path, image_size), name=name)
     if name not in DATASET_NAMES:
         close = difflib.get_close_matches(str(name), DATASET_NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}{hint}")
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}"
+                        f" or {FOLDER_PREFIX}<path> (an image folder){hint}")
     files = SOURCES.get(name, {}) if files is None else files
     return _LOADERS[name](name, Path(root), download, files)
 

@@ -36,19 +36,20 @@ import torch
 import torch.nn.functional as F
 
 from gridrun import techniques
-from gridrun.torch._augment import augment, crop_padding, random_crop
 from gridrun.torch._checkpoint import (STATE_FORMAT, check_format, check_same, cpu_copy,
                                        read_state, write_state)
 from gridrun.torch._data import prepare_data
 from gridrun.torch._models import build_model, count_parameters
-from gridrun.torch._optim import make_optimizer, resolve_lr
+from gridrun.torch._optim import (EarlyStopping, apply_lr, clip_gradients, lr_at,
+                                  make_optimizer, resolve_lr)
+from gridrun.torch._pretrained import freeze_base, load_pretrained
+from gridrun.torch._recipe import augment_batch, batch_loss, normalizer, trial_data
 
 __all__ = ["train", "Trainer", "set_threads", "check_config", "IMPLEMENTED", "REPORT_KEYS",
            "EVAL_BATCH"]
 
 # The techniques this trainer implements: a config must set each of them and nothing else.
-IMPLEMENTED = ("augmentation", "crop", "batchnorm", "dropout", "optimizer", "lr",
-               "weight_decay", "backbone", "epochs", "batch_size")
+IMPLEMENTED = tuple(techniques.for_framework("torch"))
 # Keys of every report; the last one adds "test_acc".
 REPORT_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                "epoch_seconds", "params")
@@ -133,12 +134,55 @@ class Trainer:
         cfg, (channels, height, width) = self.config, self.data.image_shape
         with self._own_global_rng():
             self.model = build_model(cfg["backbone"], channels, self.data.num_classes,
-                                     (height, width), cfg["batchnorm"],
-                                     cfg["dropout"]).to(self.device)
+                                     (height, width), cfg["batchnorm"], cfg["dropout"],
+                                     activation=cfg["activation"], pooling=cfg["pooling"],
+                                     global_pool=cfg["global_pool"], width=cfg["width"],
+                                     depth=cfg["depth"]).to(self.device)
+        if cfg["pretrained"]:
+            load_pretrained(self.model, cfg["pretrained"])
         self.params = count_parameters(self.model)
         self.lr = resolve_lr(cfg["optimizer"], cfg["lr"])
         self.optimizer = make_optimizer(cfg["optimizer"], self.model.parameters(), self.lr,
-                                        cfg["weight_decay"])
+                                        cfg["weight_decay"], momentum=cfg["momentum"])
+        self.train_data = trial_data(cfg, self.data, seed)  # None: the split as loaded
+        self.normalize = normalizer(cfg, self.data)
+        self._fixed_order = None
+        if not cfg["shuffle"]:  # one order, drawn once, for every epoch
+            self._fixed_order = torch.randperm(self._n_train, generator=self._order_gen)
+        self.early = EarlyStopping(cfg["early_stopping"], cfg["early_stopping_monitor"]) \
+            if cfg["early_stopping"] else None
+        self.stopped_at = None  # the epoch early stopping ended training
+        self._best_weights = None  # the weights early stopping restores
+        self._restored = None  # the restored model's metrics, reported after stopping
+        self._step = 0  # optimizer steps so far (the learning-rate schedule's clock)
+
+    @property
+    def _n_train(self) -> int:
+        return len(self.train_data) if self.train_data is not None else len(self.data.y_train)
+
+    @property
+    def _steps_per_epoch(self) -> int:
+        return -(-self._n_train // self.config["batch_size"])
+
+    def _lr_now(self) -> float:
+        """The learning rate for the next optimizer step: the schedule (with warm-up), times
+        finetune_lr once a frozen base has been released."""
+        cfg = self.config
+        lr = self.lr
+        if cfg["lr_schedule"] != "constant" or cfg["warmup_epochs"]:
+            lr = lr_at(self._step, base_lr=self.lr, steps_per_epoch=self._steps_per_epoch,
+                       epochs=self.epochs, schedule=cfg["lr_schedule"],
+                       step_epochs=cfg["lr_step_epochs"], gamma=cfg["lr_gamma"],
+                       staircase=cfg["lr_staircase"], warmup_epochs=cfg["warmup_epochs"])
+        if cfg["freeze_epochs"] and self.epoch >= cfg["freeze_epochs"]:
+            lr *= cfg["finetune_lr"]
+        return lr
+
+    @property
+    def _scheduled(self) -> bool:
+        cfg = self.config
+        return (cfg["lr_schedule"] != "constant" or bool(cfg["warmup_epochs"])
+                or bool(cfg["freeze_epochs"]))
 
     @property
     def done(self) -> bool:
@@ -175,9 +219,13 @@ class Trainer:
         if self.done:
             raise RuntimeError(f"all {self.epochs} epochs are trained; nothing left to step")
         start, epoch, data = time.perf_counter(), self.epoch + 1, self.data
+        if self.stopped_at is not None:  # early stopping ended training: the restored model
+            metrics = {**self._restored, "epoch": epoch, "early_stopped": True,
+                       "epoch_seconds": time.perf_counter() - start}
+            return self._finish_epoch(metrics, epoch, start)
         with self._own_global_rng():
             train_loss, train_acc = self._train_epoch()
-        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, data.standardize)
+        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, self.normalize)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             cfg = self.config
             raise RuntimeError(
@@ -189,37 +237,79 @@ class Trainer:
                    "val_loss": val_loss, "val_acc": val_acc,
                    "lr": self.optimizer.param_groups[0]["lr"],
                    "epoch_seconds": time.perf_counter() - start, "params": self.params}
-        if val_acc > self.best_val_acc:
-            self.best_val_acc, self.best_epoch = val_acc, epoch
+        if self.early is not None:
+            stop = self.early.update(epoch, metrics)
+            if self.early.best_epoch == epoch:
+                self._best_weights = {k: v.detach().clone()
+                                      for k, v in self.model.state_dict().items()}
+            if stop or epoch == self.epochs:
+                metrics = self._stop_early(epoch, metrics)
+        return self._finish_epoch(metrics, epoch, start)
+
+    def _stop_early(self, epoch: int, metrics: dict) -> dict:
+        """Early stopping ends training (or training reached its last epoch): restore the
+        best weights; later epochs report the restored model. Returns this epoch's metrics,
+        of the restored model when the weights changed."""
+        data = self.data
+        self.stopped_at = epoch
+        if self.early.best_epoch == epoch:
+            self._restored = {**metrics, "epoch_seconds": 0.0}
+            return metrics
+        self.model.load_state_dict(self._best_weights)
+        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, self.normalize)
+        self._restored = {"train_loss": None, "train_acc": None, "val_loss": val_loss,
+                          "val_acc": val_acc, "lr": 0.0, "params": self.params}
+        return {**metrics, "val_loss": val_loss, "val_acc": val_acc,
+                "restored_epoch": self.early.best_epoch}
+
+    def _finish_epoch(self, metrics: dict, epoch: int, start: float) -> dict:
+        data = self.data
+        if metrics["val_acc"] > self.best_val_acc and self.stopped_at in (None, epoch) \
+                and "restored_epoch" not in metrics:
+            self.best_val_acc, self.best_epoch = metrics["val_acc"], epoch
         if epoch == self.epochs:  # the only look at the test set
             metrics["test_acc"] = _evaluate(self.model, data.x_test, data.y_test,
-                                            data.standardize)[1]
+                                            self.normalize)[1]
         self.epoch = epoch
         self.seconds += time.perf_counter() - start
         return metrics
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the training set in this seed's order: mean loss and accuracy."""
-        data, model, optimizer = self.data, self.model, self.optimizer
-        n, batch_size = len(data.y_train), self.config["batch_size"]
+        data, model, optimizer, cfg = self.data, self.model, self.optimizer, self.config
+        view, batch_size = self.train_data, cfg["batch_size"]
+        n = self._n_train
+        frozen = self.epoch < cfg["freeze_epochs"]
+        freeze_base(model, frozen)
         model.train()
+        if frozen:
+            freeze_base(model, True)  # after train(): frozen batch norm keeps its statistics
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        order = torch.randperm(n, generator=self._order_gen).to(self.device)
+        order = self._fixed_order if self._fixed_order is not None else \
+            torch.randperm(n, generator=self._order_gen)
+        order = order.to(self.device)
+        labels = data.y_train if view is None else view.labels
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            if self.config["augmentation"]:
-                xb = augment(xb, self._aug_gen)  # on [0, 1] pixels, so the padding is black
-            elif self.config["crop"]:
-                xb = random_crop(xb, crop_padding(*xb.shape[-2:]), self._aug_gen)
-            logits = model(data.standardize(xb))
-            loss = F.cross_entropy(logits, yb)
+            if view is not None:
+                idx = view.index[idx]
+            xb, yb = data.x_train[idx], labels[idx]
+            xb, targets = augment_batch(cfg, xb, yb, self._aug_gen, data.num_classes)
+            if self._scheduled:
+                apply_lr(optimizer, self._lr_now())
+            logits = model(self.normalize(xb))
+            loss = batch_loss(cfg, logits, targets, model, None if view is None
+                              else view.weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg["grad_clip"]:
+                clip_gradients(model, cfg["grad_clip"])
             optimizer.step()
+            self._step += 1
+            hard = targets if targets.dtype == torch.long else targets.argmax(1)
             loss_sum += loss.detach() * len(yb)
-            correct += (logits.detach().argmax(1) == yb).sum()
+            correct += (logits.detach().argmax(1) == hard).sum()
         return loss_sum.item() / n, correct.item() / n
 
     # ---------------------------------------------------------------- checkpoint
@@ -235,7 +325,10 @@ class Trainer:
             "data": self.data.signature(), "epoch": self.epoch,
             "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
             "params": self.params, "seconds": self.seconds, "rng": rng,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "step": self._step, "stopped_at": self.stopped_at,
+            "early": self.early.state_dict() if self.early is not None else None,
+            "best_weights": self._best_weights, "restored": self._restored})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state`` (from :meth:`state_dict` or a file :meth:`save` wrote).
@@ -253,10 +346,15 @@ class Trainer:
                             "cuda": self._global_rng["cuda"] if cuda is None else cuda}
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
         self.best_val_acc, self.seconds = state["best_val_acc"], state["seconds"]
+        self._step = state.get("step", self.epoch * self._steps_per_epoch)
+        self.stopped_at, self._restored = state.get("stopped_at"), state.get("restored")
+        self._best_weights = state.get("best_weights")
+        if self.early is not None and state.get("early") is not None:
+            self.early.load_state_dict(state["early"])
 
     def _check_state(self, state: Mapping[str, Any]) -> None:
         check_format(state)
-        check_same("config", self.config, state["config"])
+        check_same("config", self.config, _with_defaults(state["config"]))
         check_same("data", self.data.signature(), state["data"])
         if state["seed"] != self.seed:
             raise ValueError(f"the state is of seed {state['seed']}, this trainer's is "
@@ -269,6 +367,13 @@ class Trainer:
             >>> trainer.save(tmp_path / "seed0.pt")                     # doctest: +SKIP
         """
         write_state(self.state_dict(), path)
+
+    def model_bytes(self) -> bytes:
+        """The model's weights (``state_dict``, CPU tensors) as ``torch.save`` bytes: what
+        ``pretrained`` loads."""
+        buf = io.BytesIO()
+        torch.save(cpu_copy(self.model.state_dict()), buf)
+        return buf.getvalue()
 
     def to_bytes(self) -> bytes:
         """:meth:`state_dict` as the bytes :meth:`save` would write, for storage that is not
@@ -293,7 +398,8 @@ class Trainer:
             >>> trainer = Trainer.load("seed0.pt", shared)              # doctest: +SKIP
         """
         state = read_state(path)
-        trainer = cls(state["config"], data, seed=state["seed"], device=device)
+        trainer = cls(_with_defaults(state["config"]), data, seed=state["seed"],
+                      device=device)
         trainer.load_state_dict(state)
         return trainer
 
@@ -338,6 +444,11 @@ def check_config(config: Mapping[str, Any]) -> dict:
         except ValueError as err:
             raise ValueError(f"config[{name!r}]: {err}") from None
     return checked
+
+
+def _with_defaults(config: Mapping[str, Any]) -> dict:
+    """A config saved before the registry had some techniques, with their defaults."""
+    return {**{n: techniques.get(n).default for n in IMPLEMENTED}, **config}
 
 
 def _seeded_global_rng(seed: int, device: torch.device) -> dict:

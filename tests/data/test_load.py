@@ -126,8 +126,10 @@ def test_dataset_survives_pickling(digits):
 
 
 def test_public_api():
-    assert set(gridrun.data.__all__) == {"DATASET_NAMES", "Dataset", "DataError", "data_dir",
-                                         "load_dataset"}
+    assert set(gridrun.data.__all__) == {
+        "DATASET_NAMES", "FOLDER_PREFIX", "NORMALIZATIONS", "Dataset", "DataError", "data_dir",
+        "load_dataset", "load_image_folder", "imbalance_indices", "noisy_labels",
+        "class_weights", "oversample_indices", "normalization_params", "normalize_images"}
     assert issubclass(DataError, ValueError)
     with pytest.raises(AttributeError):
         gridrun.data.no_such_thing  # noqa: B018

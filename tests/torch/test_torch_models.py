@@ -23,7 +23,8 @@ def test_forward_gives_one_logit_per_class(backbone, batchnorm, shape):
     out = model(torch.randn(5, c, h, w))
     assert out.shape == (5, 7)
     assert torch.isfinite(out).all()
-    assert 10_000 < count_parameters(model) < 1_000_000
+    big = backbone in ("vgg", "resnet18")  # the ImageNet-sized families
+    assert 10_000 < count_parameters(model) < (20_000_000 if big else 1_000_000)
 
 
 @pytest.mark.parametrize("batchnorm", [False, True], ids=["plain", "bn"])
