@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fashion_baseline.py
 	$(BIN)/python benchmarks/report_scale.py
+	$(BIN)/python benchmarks/augment_cost.py
 
 bench-asha: $(STAMP)
 	$(BIN)/python benchmarks/asha_agreement.py
