@@ -1,7 +1,8 @@
 """The Ray Tune trainable of one cell (a configuration with all its seeds), run in Ray workers.
 
 Every seed is checkpointed to the run's storage (a local folder or any URI) at the rungs
-where ASHA may stop the cell and at least every ``checkpoint_seconds``: beside each
+where ASHA may stop the cell and after every epoch (at most every ``checkpoint_seconds``
+when that is set above 0): beside each
 checkpoint, the metrics of the epochs it holds. A cell started again (Tune retrying it
 after its worker died, a resumed run, a confirmation) continues every seed from its
 checkpoint and first reports the epochs the checkpoint holds again, marked ``replayed``, so

@@ -52,7 +52,7 @@ __all__ = ["launch", "resume", "confirm", "LaunchResult", "trial_row", "trial_st
 # its raylet can miss Ray's default health checks (5 x 3 s) while trainings hold every core.
 _LOCAL_HEALTH = {"health_check_failure_threshold": 40}
 MAX_FAILURES = 3  # retries of a cell whose worker died (from its checkpoints)
-CHECKPOINT_SECONDS = 10.0  # at least this often every seed is checkpointed (and at rungs)
+CHECKPOINT_SECONDS = 0.0  # every epoch by default (and always at rungs); >0: at most this often
 
 
 @dataclass(frozen=True)

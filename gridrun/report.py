@@ -304,6 +304,26 @@ def _level_rows(run, a, metric, budget):
     return level_summaries(trials, run.epochs, run.spec, metric=metric, budget=budget)
 
 
+def _error_notes(run) -> list[str]:
+    """One line per distinct error: how many trials, which configurations, the message."""
+    bad = run.trials[run.trials.status == "error"]
+    out = []
+    factors = list(run.spec["factors"])
+    for text, group in bad.groupby(bad["error"].fillna("(no message)"), sort=True):
+        cells = sorted({", ".join(f"{f}={_plain(v)}" for f, v in zip(factors, row))
+                        for row in group[factors].itertuples(index=False)})
+        shown = "; ".join(cells[:3]) + (f"; and {len(cells) - 3} more" if len(cells) > 3
+                                         else "")
+        out.append(f"Error in {len(group)} trial(s) ({shown}): {text}")
+    return out
+
+
+def _plain(v):
+    if v is None or isinstance(v, float) and v != v:
+        return "None"
+    return v.item() if hasattr(v, "item") else v
+
+
 def _draw(a, plots_dir) -> None:
     """Plots into a local folder, or drawn locally and uploaded to storage (a URI)."""
     from gridrun._storage import Location
@@ -351,6 +371,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
                f"({c.n_completed} completed, {c.n_stopped_early} stopped by ASHA, "
                f"{c.n_error} errors), {c.n_seeds} seeds")
     notes = ([f"Numbers: {a.basis}."] if a.basis else []) + list(a.notes)
+    notes += _error_notes(run)
     if not run.info.get("complete", True):
         notes.insert(0, f"Incomplete run: {run.info.get('trials_written')} of "
                         f"{run.info.get('trials_expected')} trials finished.")

@@ -71,6 +71,15 @@ def in_flight(run: Path, done) -> dict:
     return out
 
 
+def exactly_once(run: Path) -> None:
+    """Each trial once in trials.parquet, each (trial, epoch) once in epochs.parquet."""
+    trials = pd.read_parquet(run / "trials.parquet")
+    epochs = pd.read_parquet(run / "epochs.parquet")
+    assert trials.trial_id.is_unique
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert set(epochs.trial_id) <= set(trials.trial_id)
+
+
 def wait_for(cond, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,6 +138,7 @@ def test_killed_driver_leaves_no_ray_behind_and_launch_again_finishes(tmp_path):
         assert trials.continued_from[tid] >= len(hist)
     epochs = pd.read_parquet(run / "epochs.parquet")
     assert (epochs.groupby("trial_id").epoch.apply(list) == [list(range(1, 7))] * 16).all()
+    exactly_once(run)
     info = json.loads((run / "run.json").read_text())
     assert info["complete"] and len(info["sessions"]) == 2
     assert not (run / "parts").exists() and not list((run / "checkpoints").glob("*.pt"))
@@ -163,6 +173,7 @@ def test_ctrl_c_stops_in_seconds_says_how_to_resume_and_resume_finishes(tmp_path
     trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
     assert len(trials) == 16 and (trials.status == "completed").all()
     assert all(trials.wall_seconds[t] == r["wall_seconds"] for t, r in done.items())
+    exactly_once(run)
     report = gridrun("report", uri, cwd=tmp_path)
     assert report.returncode == 0 and "16 trials (16 completed" in report.stdout
     assert "complete" in gridrun("status", uri, cwd=tmp_path).stdout
@@ -231,8 +242,42 @@ def test_three_node_cluster_runs_everywhere_and_survives_a_dead_worker_node(tmp_
     trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
     assert len(trials) == 16 and (trials.status == "completed").all()
     assert trials.node.nunique() == 3
+    exactly_once(run)
     assert trials.continued_from[tid] >= 2  # retried from its checkpoint, elsewhere
     epochs = pd.read_parquet(run / "epochs.parquet")
     assert epochs[epochs.trial_id == tid].epoch.tolist() == list(range(1, 41))
     assert trials.node[tid] != node
     assert json.loads((run / "run.json").read_text())["hardware"]["nodes"] >= 3
+
+
+def test_a_raising_trial_and_a_diverging_one_are_errors_and_the_rest_go_on(tmp_path):
+    """One cell raises while it is built (its pretrained URL answers nothing), one diverges
+    (lr 10 on raw 0-255 pixels: the loss becomes non-finite). Both are stored as errors with their message; the
+    other cells complete; the report lists the errors; the exit code says the grid is
+    partial."""
+    spec = tmp_path / "bad.py"
+    spec.write_text(textwrap.dedent("""
+        from gridrun import Ablation, Factor
+        ablation = Ablation(
+            name="bad", dataset="digits",
+            factors=[Factor("lr", [0.05, 10.0]),
+                     Factor("pretrained", [None, "http://127.0.0.1:9/none.pt"])],
+            fixed={"epochs": 3, "batch_size": 32, "normalize": "none"}, seeds=2,
+            train_size=500,
+            resources={"cpu": 1}, max_concurrent=2)
+    """))
+    proc = gridrun("launch", spec, "--out", tmp_path / "run", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    assert len(trials) == 8 and trials.trial_id.is_unique
+    ok = trials[(trials.lr == 0.05) & trials.pretrained.isna()]
+    assert (ok.status == "completed").all() and len(ok) == 2
+    raised = trials[trials.pretrained.notna()]
+    assert (raised.status == "error").all() and raised.error.str.contains("none.pt").all()
+    diverged = trials[(trials.lr == 10.0) & trials.pretrained.isna()]
+    assert (diverged.status == "error").all()
+    assert diverged.error.str.contains("non-finite loss").all()
+    epochs = pd.read_parquet(tmp_path / "run" / "epochs.parquet")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert "Error in 4 trial(s)" in proc.stdout and "non-finite loss" in proc.stdout
+    assert "6 errors" in proc.stdout
