@@ -119,15 +119,21 @@ def test_killed_driver_leaves_no_ray_behind_and_launch_again_finishes(tmp_path):
         before = parts(run)
         flying = in_flight(run, before)
         os.kill(proc.pid, signal.SIGKILL)
+        t0 = time.monotonic()
         proc.wait(timeout=30)
         # the watcher kills what the driver left (raylet agents outlive a SIGKILL)
         wait_for(lambda: not [p for p in ray_procs if p.is_running()], 30,
                  "the killed driver's Ray processes to exit")
+        print(f"\nMEASURE driver kill: {len(ray_procs)} Ray processes gone "
+              f"{time.monotonic() - t0:.1f} s after the SIGKILL")
     finally:
         kill_all([proc, *ray_procs])
     assert not (run / "run.json").exists()  # nothing was stored but the journal
+    t0 = time.monotonic()
     again = gridrun("launch", spec, "--out", run, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    print(f"MEASURE driver kill: relaunch finished the other {16 - len(before)} trials in "
+          f"{time.monotonic() - t0:.1f} s; {len(before)} kept, {len(flying)} continued")
     assert f"{len(before)} of 16 trials finished earlier are kept" in again.stderr
     trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
     assert len(trials) == 16 and (trials.status == "completed").all()
@@ -161,6 +167,7 @@ def test_ctrl_c_stops_in_seconds_says_how_to_resume_and_resume_finishes(tmp_path
         kill_all([proc, *ray_procs])
     assert proc.returncode == 130, err[-3000:]
     assert seconds < 20
+    print(f"\nMEASURE ctrl-c: exit 130 {seconds:.1f} s after SIGINT")
     uri = f"{storage}/intr"
     assert f"continue with: gridrun resume {uri}" in err
     info = json.loads((run / "run.json").read_text())
@@ -228,7 +235,19 @@ def test_three_node_cluster_runs_everywhere_and_survives_a_dead_worker_node(tmp_
 
         tid, node = wait_for(victim, 300, "cells done on all three nodes, one in flight "
                                           "on a worker")
+        before = len(in_flight(run, parts(run)).get(tid, []))
         os.kill(workers[node], signal.SIGKILL)
+        t0 = time.monotonic()
+
+        def recovered():
+            hist = run / "checkpoints" / f"{tid}.history.json"
+            try:
+                return proc.poll() is not None or len(json.loads(hist.read_text())) > before
+            except (OSError, ValueError):
+                return tid in parts(run)
+        wait_for(recovered, 300, "the killed trial to train again")
+        print(f"\nMEASURE node kill: trial {tid} trained again {time.monotonic() - t0:.1f} s "
+              f"after its raylet's SIGKILL (checkpoint at epoch {before})")
         out, err = proc.communicate(timeout=400)
     finally:
         kill_all([p for p in (proc,) if p])
