@@ -169,3 +169,13 @@ def test_a_none_level_of_a_string_technique_reports(tmp_path):
     table = json.loads(report_text(tmp_path / "run", fmt="json", table="techniques"))
     rows = {r["factor"]: r for r in table["tables"]["techniques"]}
     assert rows["pretrained"]["effect"] == pytest.approx(0.04)
+
+
+def test_per_level_table_counts_a_none_level(tmp_path):
+    run = synthetic_run({"pretrained": [None, "w.pt"], "batchnorm": [False, True]},
+                        value=lambda lv: 0.8 + 0.04 * (lv["pretrained"] == "w.pt"), seeds=2)
+    run.save(tmp_path / "run")
+    table = json.loads(report_text(tmp_path / "run", fmt="json", table="levels"))
+    rows = {(r["factor"], r["level"]): r for r in table["tables"]["levels"]}
+    assert rows[("pretrained", None)]["n"] == 4
+    assert rows[("pretrained", None)]["mean"] == pytest.approx(0.8)

@@ -56,7 +56,8 @@ def level_summaries(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping, *
     for factor, levels in spec["factors"].items():
         base_mean = np.nan
         for level in levels:
-            rows = df[df[factor] == level]
+            # None (lr, pretrained) is stored as a missing value
+            rows = df[df[factor].isna()] if level is None else df[df[factor] == level]
             err = rows.status == "error"
             vals = rows.loc[~err, metric].dropna()
             stopped = rows.loc[rows.status == "stopped_early", "epochs_run"].value_counts()
