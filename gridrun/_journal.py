@@ -86,14 +86,19 @@ def write_launch(run: Location, info: Mapping[str, Any]) -> None:
     run.child(LAUNCH_FILE).write_text(_json(info))
 
 
-def read_launch(run: Location) -> dict | None:
-    f = run.child(LAUNCH_FILE)
+def _read_json(f: Location) -> dict | None:
+    """A journal file, or None when it is absent or torn (written half on storage without
+    atomic writes)."""
     if not f.is_file():
         return None
     try:
         return json.loads(f.read_text())
     except ValueError:
         return None
+
+
+def read_launch(run: Location) -> dict | None:
+    return _read_json(run.child(LAUNCH_FILE))
 
 
 def write_heartbeat(run: Location, *, session: int, running: Mapping[str, int],
@@ -110,13 +115,7 @@ def write_heartbeat(run: Location, *, session: int, running: Mapping[str, int],
 
 
 def read_heartbeat(run: Location) -> dict | None:
-    f = run.child(HEARTBEAT)
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text())
-    except ValueError:
-        return None
+    return _read_json(run.child(HEARTBEAT))
 
 
 def clear(run: Location) -> None:
