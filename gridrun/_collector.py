@@ -32,9 +32,8 @@ def error_text(trial) -> str:
 class Heartbeat:
     """Rewrites the run's heartbeat.json every ``every`` seconds while a launch runs."""
 
-    def __init__(self, run, session: int, epochs_before: int, every: float = 5.0):
+    def __init__(self, run, session: int, every: float = 5.0):
         self.run, self.session, self.every = run, session, every
-        self.epochs_before = epochs_before
         self.started = _journal.now_iso()
         self.running: dict[str, int] = {}
         self.epochs = 0  # trained (not replayed) in this session
@@ -46,7 +45,6 @@ class Heartbeat:
         try:
             _journal.write_heartbeat(self.run, session=self.session,
                                      running=dict(self.running), state=state,
-                                     epochs_done=self.epochs_before + self.epochs,
                                      session_epochs=self.epochs,
                                      session_started=self.started)
         except (OSError, ValueError):

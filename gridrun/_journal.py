@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 from gridrun._storage import Location
 
 __all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "write_part", "read_parts",
-           "write_launch", "read_launch", "write_heartbeat", "read_heartbeat", "RunStatus",
+           "write_launch", "read_launch", "read_state", "write_heartbeat", "read_heartbeat", "RunStatus",
            "run_status", "now_iso", "clear"]
 
 LAUNCH_FILE, PARTS, HEARTBEAT = "launch.json", "parts", "heartbeat.json"
@@ -101,16 +101,29 @@ def read_launch(run: Location) -> dict | None:
     return _read_json(run.child(LAUNCH_FILE))
 
 
+def read_state(run: Location) -> tuple[dict | None, dict | None]:
+    """(run.json, launch.json) of a run folder, each None when absent; StoreError when the
+    folder cannot be read or run.json is not JSON."""
+    from gridrun import store
+
+    try:
+        info_file = run.child(store.RUN_FILE)
+        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        return info, read_launch(run)
+    except (OSError, ValueError) as e:  # StorageError is a ValueError
+        raise store.StoreError(f"{run}: cannot read the run folder ({e})") from None
+
+
 def write_heartbeat(run: Location, *, session: int, running: Mapping[str, int],
-                    epochs_done: int, session_epochs: int, session_started: str,
+                    session_epochs: int, session_started: str,
                     state: str = "running") -> None:
-    """``running``: {cell key: epochs its seeds have reported}; ``epochs_done``: trial-epochs
-    trained so far in this run, every session included; ``session_epochs``: those trained
-    by this session, which started at ``session_started`` (their rate gives the time left)."""
+    """``running``: {cell key: epochs its seeds have reported}; ``session_epochs``:
+    trial-epochs trained by this session, which started at ``session_started`` (their rate
+    gives the time left; the run's total comes from the parts)."""
     run.child(HEARTBEAT).write_text(_json(
         {"at": now_iso(), "host": socket.gethostname(), "pid": os.getpid(),
          "session": session, "state": state, "running": dict(running),
-         "epochs_done": int(epochs_done), "session_epochs": int(session_epochs),
+         "session_epochs": int(session_epochs),
          "session_started": session_started}))
 
 

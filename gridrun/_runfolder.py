@@ -46,9 +46,13 @@ def shown(loc: Location):
 
 
 # -- is this a new run, a run to continue, or one to leave alone? --------------------------
+def _canonical(spec: dict) -> str:
+    """A spec as it reads back from JSON, so a live spec compares equal to a stored one."""
+    return json.dumps(json.loads(json.dumps(spec, default=str)), sort_keys=True)
+
+
 def _same_spec(a: dict, b: dict) -> bool:
-    norm = lambda d: json.dumps(json.loads(json.dumps(d, default=str)), sort_keys=True)  # noqa
-    return norm(a) == norm(b)
+    return _canonical(a) == _canonical(b)
 
 
 def check_no_live_driver(loc: Location) -> None:
@@ -76,15 +80,13 @@ def check_no_live_driver(loc: Location) -> None:
 def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
     """True when ``loc`` holds an unfinished run of this spec to continue; False for a new
     run (after removing what --overwrite replaces)."""
-    try:
-        if overwrite:
+    if overwrite:
+        try:
             loc.delete()
-            return False
-        info_file = loc.child(store.RUN_FILE)
-        info = json.loads(info_file.read_text()) if info_file.is_file() else None
-        launched = _journal.read_launch(loc)
-    except (StorageError, ValueError) as e:
-        raise store.StoreError(f"{loc}: cannot read the run folder ({e})") from None
+        except StorageError as e:
+            raise store.StoreError(str(e)) from None
+        return False
+    info, launched = _journal.read_state(loc)
     if info is None and launched is None:
         for name in (store.CHECKPOINTS, _journal.PARTS, _journal.HEARTBEAT):
             loc.child(name).delete()  # leftovers of no run
@@ -113,8 +115,9 @@ def finished_before(loc: Location, trials) -> dict:
     return previous
 
 
-def launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> int:
-    """Write launch.json with this session added; returns the session number."""
+def launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> list:
+    """Write launch.json with this session added; returns every session so far (this one
+    last)."""
     from gridrun.schedule import expected_epochs
 
     launched = _journal.read_launch(loc) or {}
@@ -132,7 +135,7 @@ def launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) 
         "trials": len(trials), "cells": {c.key: [t.trial_id for t in c.trials] for c in cells},
         "metric": ablation.metric, "mode": ablation.mode, "max_epochs": ablation.epochs,
         "expected_epochs": expected, "sessions": sessions})
-    return len(sessions)
+    return sessions
 
 
 def tidy(loc: Location, rows) -> None:

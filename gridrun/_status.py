@@ -5,7 +5,6 @@ be watched from a laptop. No Ray, no framework.
 
 from __future__ import annotations
 
-import json
 
 from gridrun import _journal, store
 from gridrun._storage import Location, StorageError
@@ -38,9 +37,7 @@ def read_status(run: str) -> _journal.RunStatus:
         loc = Location(run)
         if not loc.is_dir():
             raise store.StoreError(f"{run}: no such run folder")
-        launched = _journal.read_launch(loc)
-        info_file = loc.child(store.RUN_FILE)
-        info = json.loads(info_file.read_text()) if info_file.is_file() else None
+        info, launched = _journal.read_state(loc)
         parts = _journal.read_parts(loc)
         heartbeat = _journal.read_heartbeat(loc)
     except (StorageError, ValueError) as e:

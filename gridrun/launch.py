@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -119,12 +118,7 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
     from gridrun.spec import Ablation
 
     loc = run_location("", run_dir)
-    try:
-        launched = _journal.read_launch(loc)
-        info_file = loc.child(store.RUN_FILE)
-        info = json.loads(info_file.read_text()) if info_file.is_file() else None
-    except (StorageError, ValueError) as e:
-        raise store.StoreError(f"{loc}: cannot read the run folder ({e})") from None
+    info, launched = _journal.read_state(loc)
     if launched is None and info is None:
         raise store.StoreError(f"{loc}: no gridrun run here to resume")
     if info is not None and info.get("complete"):
@@ -215,7 +209,7 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     first = [c for c in cells if c.key not in skip_cells
              and (only_cells is None or c.key in only_cells)]
     try:
-        session = launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at)
+        sessions = launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at)
         loc.child(store.CHECKPOINTS).make_dir()
     except StorageError as e:
         raise store.StoreError(str(e)) from None
@@ -223,15 +217,14 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
                         ablation.mode)
     tune_dir = tempfile.mkdtemp(prefix="gridrun-tune-")
     interrupted, confirmed = False, dict(continued or {})
-    before = sum(len(eps) for _, eps in (v[:2] for v in previous.values()))
     try:
         with LiveView(progress, console, show_progress) as live, \
-                Heartbeat(loc, session, before) as heartbeat:
+                Heartbeat(loc, len(sessions)) as heartbeat:
             scheduler = None if only_cells is not None else cell_scheduler(ablation, cells,
                                                                        anchors)
             seed_scheduler(scheduler, cells, previous, ablation)
             collector = make_collector(progress, ablation.metric, live, scheduler, run=loc,
-                                       session=session, heartbeat=heartbeat,
+                                       session=len(sessions), heartbeat=heartbeat,
                                        max_epochs=ablation.epochs, cells=cells)
             collector.reports.update({tid: list(r) for tid, r in (prior or {}).items()})
             collector.continued.update(confirmed)
@@ -266,7 +259,7 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
                     not complete)
     info["schedule"] = _schedule_info(ablation, anchors, rows, confirmed)
-    info["sessions"] = (_journal.read_launch(loc) or {}).get("sessions", [])
+    info["sessions"] = sessions
     store.write_run(loc, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
     if complete:

@@ -90,6 +90,10 @@ def wait_for(cond, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_gone(procs, what, timeout=30):
+    wait_for(lambda: not [p for p in procs if p.is_running()], timeout, what)
+
+
 def tree(pid):
     import psutil
 
@@ -122,8 +126,7 @@ def test_killed_driver_leaves_no_ray_behind_and_launch_again_finishes(tmp_path):
         t0 = time.monotonic()
         proc.wait(timeout=30)
         # the watcher kills what the driver left (raylet agents outlive a SIGKILL)
-        wait_for(lambda: not [p for p in ray_procs if p.is_running()], 30,
-                 "the killed driver's Ray processes to exit")
+        wait_gone(ray_procs, "the killed driver's Ray processes to exit")
         print(f"\nMEASURE driver kill: {len(ray_procs)} Ray processes gone "
               f"{time.monotonic() - t0:.1f} s after the SIGKILL")
     finally:
@@ -163,8 +166,7 @@ def test_ctrl_c_stops_in_seconds_says_how_to_resume_and_resume_finishes(tmp_path
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         out, err = proc.communicate(timeout=60)
         seconds = time.monotonic() - t0
-        wait_for(lambda: not [p for p in ray_procs if p.is_running()], 30,
-                 "the interrupted driver's Ray processes to exit")
+        wait_gone(ray_procs, "the interrupted driver's Ray processes to exit")
         print(f"\nMEASURE ctrl-c: all {len(ray_procs)} Ray processes gone "
               f"{time.monotonic() - t0:.1f} s after SIGINT")
     finally:

@@ -173,7 +173,7 @@ def test_a_live_driver_keeps_others_off_its_run(tmp_path):
     _journal.write_launch(loc, {"spec": SPEC.to_dict()})
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        hb = {"session": 1, "running": {}, "epochs_done": 0, "session_epochs": 0,
+        hb = {"session": 1, "running": {}, "session_epochs": 0,
               "session_started": _journal.now_iso()}
         _journal.write_heartbeat(loc, **hb)
         beat = json.loads(loc.child("heartbeat.json").read_text())
