@@ -363,8 +363,11 @@ def _check_pretrained(trials) -> None:
     """A pretrained file that is not there fails the launch, not every trial."""
     from gridrun.spec import SpecError
 
+    from gridrun.data._files import is_url, split_source
+
     for src in sorted({t.config.get("pretrained") for t in trials} - {None}):
-        if "://" not in src and not Path(src.split("#", 1)[0]).is_file():
+        location = split_source(src)[0]
+        if not is_url(location) and not Path(location).expanduser().is_file():
             raise SpecError(f"pretrained {src!r}: no such file (make one with gridrun "
                             "weights RUN --out FILE from a run with keep_weights=True)")
 
@@ -372,10 +375,12 @@ def _check_pretrained(trials) -> None:
 def _for_workers(config) -> dict:
     """The config as workers need it: a relative pretrained path is relative to where the
     driver runs (workers run elsewhere), so it goes out absolute."""
+    from gridrun.data._files import is_url, split_source
+
     config = dict(config)
     src = config.get("pretrained")
-    if src and "://" not in src and not Path(src.split("#", 1)[0]).is_absolute():
-        config["pretrained"] = str(Path(src).absolute())
+    if src and not is_url(split_source(src)[0]):
+        config["pretrained"] = str(Path(src).expanduser().absolute())
     return config
 
 

@@ -13,13 +13,19 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import tempfile
+import urllib.parse
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridrun.data._dataset import DataError
+
+# "location#sha256=<hex>": a weights source (a path or an http(s) URL) with a pinned hash
+_FRAGMENT = re.compile(r"#sha256=([^#]*)$")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 __all__ = ["RemoteFile", "fetch", "verify"]
 
@@ -163,3 +169,23 @@ def _stream(url: str, out, algorithm: str) -> tuple[int, str]:
             h.update(chunk)
             size += len(chunk)
     return size, h.hexdigest()
+
+
+def split_source(source: str) -> tuple[str, str | None]:
+    """``(location, sha256 or None)`` of ``"location[#sha256=<hex>]"``."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"pretrained weights must be a path or an http(s) URL, got "
+                         f"{source!r}")
+    source = os.fspath(source)
+    match = _FRAGMENT.search(source)
+    if not match:
+        return source, None
+    digest = match.group(1)
+    if not _HEX64.fullmatch(digest):
+        raise ValueError(f"{source}: #sha256= must be followed by 64 hex digits, got "
+                         f"{digest!r}")
+    return source[:match.start()], digest.lower()
+
+
+def is_url(location: str) -> bool:
+    return urllib.parse.urlsplit(location).scheme.lower() in ("http", "https")

@@ -31,15 +31,13 @@ import torch
 from torch import nn
 
 from gridrun.data._dataset import DataError
-from gridrun.data._files import RemoteFile, _hash_file, _stream, fetch
+from gridrun.data._files import RemoteFile, _hash_file, _stream, fetch, is_url, split_source
 from gridrun.torch._checkpoint import write_state
 from gridrun.torch._models import backbone_name, base_modules, base_parameters, head_name
 
 __all__ = ["load_pretrained", "save_weights", "freeze_base", "set_base_eval", "base_frozen",
            "weights_cache_dir", "resolve_source"]
 
-_FRAGMENT = re.compile(r"#sha256=([^#]*)$")
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _SHOW = 3  # mismatches of each kind named in an error message
 
 
@@ -57,32 +55,12 @@ def weights_cache_dir() -> Path:
     return Path.home() / ".cache" / "gridrun" / "weights"
 
 
-def _split_source(source: str) -> tuple[str, str | None]:
-    """``(location, sha256 or None)`` of ``"location[#sha256=<hex>]"``."""
-    if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"pretrained weights must be a path or an http(s) URL, got "
-                         f"{source!r}")
-    source = os.fspath(source)
-    match = _FRAGMENT.search(source)
-    if not match:
-        return source, None
-    digest = match.group(1)
-    if not _HEX64.fullmatch(digest):
-        raise ValueError(f"{source}: #sha256= must be followed by 64 hex digits, got "
-                         f"{digest!r}")
-    return source[:match.start()], digest.lower()
-
-
-def _is_url(location: str) -> bool:
-    return urllib.parse.urlsplit(location).scheme.lower() in ("http", "https")
-
-
 def resolve_source(source: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
                    ) -> Path:
     """The verified local file of ``source`` (see :func:`load_pretrained`), downloading a
     URL into ``cache_dir`` unless it is there already."""
-    location, digest = _split_source(source)
-    if _is_url(location):
+    location, digest = split_source(source)
+    if is_url(location):
         return _cached_download(location, digest, cache_dir)
     if "://" in location:
         raise ValueError(f"{location}: only local paths and http(s) URLs are supported")
