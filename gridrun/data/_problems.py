@@ -25,11 +25,44 @@ from gridrun.data._dataset import DataError
 from gridrun.data._split import take_per_class
 
 __all__ = ["imbalance_indices", "noisy_labels", "class_weights", "oversample_indices",
+           "trial_problems",
            "NORMALIZATIONS", "normalization_params", "normalize_images"]
 
 # Images are reduced in chunks so that the statistics of a large training set never
 # need a float64 copy of all of it (Fashion-MNIST would need ~380 MB).
 _CHUNK = 4096
+
+
+def trial_problems(cfg, y_train: np.ndarray, num_classes: int, seed: int):
+    """One trial's view of the training split, as both trainers build it: (index, labels,
+    class weights or None, labels flipped), or None when the trial has no imbalance, noise
+    or remedy. ``index`` (int64) selects and repeats training examples (induced imbalance,
+    then oversampling); ``labels`` are ALL of the split's labels with the induced noise;
+    the draws come from the trial's ``seed`` alone, so both frameworks see the same data.
+
+        >>> trial_problems({"imbalance": 1.0, "label_noise": 0.0, "imbalance_remedy": "none"},
+        ...                np.arange(10) % 2, 2, seed=0) is None
+        True
+    """
+    if cfg["imbalance"] >= 1.0 and cfg["label_noise"] == 0 \
+            and cfg["imbalance_remedy"] == "none":
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence(seed).generate_state(5)[3:])
+    y = np.asarray(y_train)
+    index = np.arange(len(y))
+    if cfg["imbalance"] < 1.0:
+        index = imbalance_indices(y, cfg["imbalance"], num_classes, rng)
+    labels, flipped = y.copy(), 0
+    if cfg["label_noise"] > 0:
+        noisy, mask = noisy_labels(y[index], cfg["label_noise"], num_classes, rng)
+        labels[index] = noisy
+        flipped = int(mask.sum())
+    weights = None
+    if cfg["imbalance_remedy"] == "oversample":
+        index = index[oversample_indices(labels[index], num_classes, rng)]
+    elif cfg["imbalance_remedy"] == "class_weight":
+        weights = class_weights(labels[index], num_classes)
+    return np.asarray(index, dtype=np.int64), labels, weights, flipped
 
 
 def imbalance_indices(y: np.ndarray, ratio: float, num_classes: int,

@@ -18,20 +18,15 @@ statistics and do not update them, as Keras does for a non-trainable BatchNormal
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import re
-import tempfile
-import urllib.parse
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from gridrun.data._dataset import DataError
-from gridrun.data._files import RemoteFile, _hash_file, _stream, fetch, is_url, split_source
+# The source parsing, download and cache are framework-neutral and shared with the keras
+# trainer; their names stay importable from here.
+from gridrun._weights_source import resolve_source, weights_cache_dir
 from gridrun.torch._checkpoint import write_state
 from gridrun.torch._models import backbone_name, base_modules, base_parameters, head_name
 
@@ -42,73 +37,6 @@ _SHOW = 3  # mismatches of each kind named in an error message
 
 
 # ---------------------------------------------------------------- files
-
-def weights_cache_dir() -> Path:
-    """Where downloaded weights are kept: ``$GRIDRUN_CACHE`` if set, else
-    ``$XDG_CACHE_HOME/gridrun/weights``, else ``~/.cache/gridrun/weights``."""
-    explicit = os.environ.get("GRIDRUN_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "gridrun" / "weights"
-    return Path.home() / ".cache" / "gridrun" / "weights"
-
-
-def resolve_source(source: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
-                   ) -> Path:
-    """The verified local file of ``source`` (see :func:`load_pretrained`), downloading a
-    URL into ``cache_dir`` unless it is there already."""
-    location, digest = split_source(source)
-    if is_url(location):
-        return _cached_download(location, digest, cache_dir)
-    if "://" in location:
-        raise ValueError(f"{location}: only local paths and http(s) URLs are supported")
-    path = Path(location).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights file {path} not found")
-    if digest is not None:
-        actual = _hash_file(path, "sha256")
-        if actual != digest:
-            raise ValueError(f"{path} has sha256 {actual}, expected {digest}: not the "
-                             f"weights the #sha256= names")
-    return path
-
-
-def _cached_download(url: str, digest: str | None, cache_dir) -> Path:
-    """Download ``url`` once into the cache. With a digest the file is named by it and
-    verified (on download and on reuse); without one it is named by the URL and trusted
-    once downloaded."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else weights_cache_dir()
-    stem = Path(urllib.parse.urlsplit(url).path).name or "weights"
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[-80:]
-    if digest is not None:
-        name = f"sha256-{digest}-{stem}"
-        try:
-            return fetch(RemoteFile(name, url, digest), root)
-        except DataError as e:
-            raise ValueError(f"pretrained weights: {e}") from None
-    name = f"url-{hashlib.sha256(url.encode()).hexdigest()[:32]}-{stem}"
-    path = root / name
-    if path.is_file():
-        return path
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
-    except OSError as e:
-        raise ValueError(f"cannot write the weights cache {root} ({e.strerror or e}); set "
-                         f"GRIDRUN_CACHE to a writable folder") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _stream(url, out, "sha256")
-        os.replace(tmp, path)
-    except (OSError, http.client.HTTPException, ValueError) as e:  # URLError is an OSError
-        raise ValueError(f"could not download pretrained weights {url} "
-                         f"({getattr(e, 'reason', None) or e})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
 
 def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """``torch.save(model.state_dict(), path)``, written atomically (a temporary file

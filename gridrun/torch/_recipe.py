@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridrun.data._problems import (class_weights, imbalance_indices, noisy_labels,
-                                    oversample_indices)
+from gridrun.data._problems import trial_problems
 from gridrun.torch._augment import (apply_policy, augment, color_jitter, crop_padding, cutmix,
                                     mixup, random_affine, random_crop, random_erasing,
                                     random_flip)
@@ -39,26 +37,13 @@ class TrialData:
 def trial_data(cfg: Mapping[str, Any], data, seed: int) -> TrialData | None:
     """The trial's training data, or None when it is the shared split as loaded (no
     imbalance, noise or remedy: the common case costs nothing)."""
-    if cfg["imbalance"] >= 1.0 and cfg["label_noise"] == 0 \
-            and cfg["imbalance_remedy"] == "none":
+    view = trial_problems(cfg, data.y_train.cpu().numpy(), data.num_classes, seed)
+    if view is None:
         return None
-    rng = np.random.default_rng(np.random.SeedSequence(seed).generate_state(5)[3:])
-    y = data.y_train.cpu().numpy()
-    k = data.num_classes
-    index = np.arange(len(y))
-    if cfg["imbalance"] < 1.0:
-        index = imbalance_indices(y, cfg["imbalance"], k, rng)
-    labels, flipped = y.copy(), 0
-    if cfg["label_noise"] > 0:
-        noisy, mask = noisy_labels(y[index], cfg["label_noise"], k, rng)
-        labels[index] = noisy
-        flipped = int(mask.sum())
-    weights = None
-    if cfg["imbalance_remedy"] == "oversample":
-        index = index[oversample_indices(labels[index], k, rng)]
-    elif cfg["imbalance_remedy"] == "class_weight":
-        weights = torch.as_tensor(class_weights(labels[index], k), device=data.device)
-    return TrialData(torch.as_tensor(np.asarray(index, dtype=np.int64), device=data.device),
+    index, labels, weights, flipped = view
+    if weights is not None:
+        weights = torch.as_tensor(weights, device=data.device)
+    return TrialData(torch.as_tensor(index, device=data.device),
                      torch.as_tensor(labels, device=data.device), weights, flipped)
 
 
