@@ -1,4 +1,4 @@
-# make demo   - create .venv, install gridrun with PyTorch and Ray, run the quickstart ablation
+# make demo   - create .venv, install gridrun with PyTorch, TensorFlow and Ray, run the quickstart
 # make test   - create .venv, install, run the test suite
 # make bench  - the benchmark scripts (numbers for the README; not tests)
 # make bench-asha - ASHA vs full training on Fashion-MNIST (about an hour on 2 cores)
@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= torch,dev
+EXTRAS ?= torch,tensorflow,dev
 
 .PHONY: install demo test test-fast bench bench-asha clean
 

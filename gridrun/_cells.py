@@ -23,7 +23,7 @@ from gridrun.store import trials_schema
 __all__ = ["Cell", "cells_of", "trial_status", "trial_row", "epoch_rows", "cell_progress",
            "collect_rows", "stored_rows", "as_report", "EPOCH_KEYS"]
 
-EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "rss_mb")
 
 
 @dataclass(frozen=True)

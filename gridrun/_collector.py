@@ -154,9 +154,9 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
             try:
                 _journal.write_part(self.run, key, trials, epochs, self.session)
                 ckpts = self.run.child(CHECKPOINTS)
-                for row in trials:  # only a stopped trial may be continued later
-                    if row["status"] != "stopped_early":
-                        checkpoint_of(ckpts, row["trial_id"]).delete()
+                for t, row in zip(self.cells[key].trials, trials):
+                    if row["status"] != "stopped_early":  # only those may be continued
+                        checkpoint_of(ckpts, t.trial_id, t.config["framework"]).delete()
                         history_of(ckpts, row["trial_id"]).delete()
             except (OSError, ValueError) as e:  # the store at the end still has them
                 print(f"warning: could not journal a finished cell: {e}", file=sys.stderr)

@@ -38,7 +38,7 @@ def label_warnings(ablation) -> list[str]:
     rules = LABEL_CHANGING.get(ablation.dataset, {})
     seen, out = set(), []
     for point in design_points(ablation):
-        config = resolve_config(point, ablation.fixed)
+        config = resolve_config(point, ablation.config_fixed)
         for name, (changes, why) in rules.items():
             value = config.get(name)
             if (name, repr(value)) not in seen and changes(value):

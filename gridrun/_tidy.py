@@ -57,10 +57,18 @@ def tidy_tables(a, levels=()) -> dict[str, list[dict]]:
 
 
 def tidy_text(a, levels, fmt: str, *, table: str | None = None, notes=(),
-              info=None) -> str:
+              info=None, by_framework=None) -> str:
     """The tables as ``fmt`` "csv" (one long table; a leading ``table`` column names each
-    row's table unless ``table`` picks one) or "json" (run metadata, tables, notes)."""
+    row's table unless ``table`` picks one) or "json" (run metadata, tables, notes).
+    ``by_framework`` ({framework: main effects}) adds the table "frameworks"."""
     built = _build(a, levels)
+    if by_framework:
+        cols = ("framework", "kind", "factor", "level", "reference", *_STATS, "mean",
+                "reference_mean", *_COUNTS)
+        records = [_plain({c: {"framework": fw, **_effect(a, e, shapley=False)}.get(c)
+                           for c in cols})
+                   for fw, effects in by_framework.items() for e in effects]
+        built["frameworks"] = (cols, records)
     if table is not None:
         if table not in built:
             raise ValueError(f"unknown table {table!r}; allowed: {', '.join(built)}")

@@ -17,17 +17,33 @@ import time
 
 from gridrun._storage import Location
 
-__all__ = ["cell_trainable", "checkpoint_of", "history_of", "weights_of"]
+__all__ = ["cell_trainable", "checkpoint_of", "history_of", "weights_of", "trainer_module",
+           "SUFFIX"]
 
 
-def checkpoint_of(checkpoints: Location, trial_id: str) -> Location:
+# The file suffix of a framework's checkpoints and weights: a torch state_dict, or the
+# Keras trainer's npz (arrays only, no pickle).
+SUFFIX = {"torch": ".pt", "tensorflow": ".npz"}
+
+
+def checkpoint_of(checkpoints: Location, trial_id: str, framework: str = "torch") -> Location:
     """The latest checkpoint of one trial (a configuration and a seed)."""
-    return checkpoints.child(f"{trial_id}.pt")
+    return checkpoints.child(f"{trial_id}{SUFFIX[framework]}")
 
 
-def weights_of(run: Location, trial_id: str) -> Location:
-    """A completed trial's final model weights (a torch state_dict), with keep_weights."""
-    return run.child("weights", f"{trial_id}.pt")
+def weights_of(run: Location, trial_id: str, framework: str = "torch") -> Location:
+    """A completed trial's final model weights, with keep_weights: a torch state_dict
+    (.pt) or the Keras trainer's .npz, as ``pretrained`` reads them."""
+    return run.child("weights", f"{trial_id}{SUFFIX[framework]}")
+
+
+def trainer_module(framework: str):
+    """The package of the framework's trainer (imported here, in the worker)."""
+    if framework == "tensorflow":
+        import gridrun.keras as module
+    else:
+        import gridrun.torch as module
+    return module
 
 
 def history_of(checkpoints: Location, trial_id: str) -> Location:
@@ -44,13 +60,24 @@ def _node_id() -> str | None:
         return None
 
 
+def _rss_mb() -> float | None:
+    """This worker's resident memory in MiB (what a trial costs a node; a reused worker's
+    growth over a grid)."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2 ** 20
+    except Exception:  # noqa: BLE001 - a number for the record, never a failed trial
+        return None
+
+
 def _restore(cell, trial, shared, ckpts: Location):
     """(trainer, replayed history) of one seed: continued from its checkpoint when there is
     one whose history is whole, else a new trainer and no history."""
-    from gridrun.torch import Trainer
-
+    framework = cell["config"]["framework"]
+    Trainer = trainer_module(framework).Trainer
     tid = trial["trial_id"]
-    pt = checkpoint_of(ckpts, tid)
+    pt = checkpoint_of(ckpts, tid, framework)
     if not cell["resume"] or not pt.is_file():
         return Trainer(cell["config"], shared, seed=trial["seed"]), []
     trainer = Trainer.from_bytes(pt.read_bytes(), shared)
@@ -70,7 +97,8 @@ def _restore(cell, trial, shared, ckpts: Location):
 def _save(trainer, history, ckpts: Location, trial_id: str) -> None:
     # history first: a checkpoint is only used with a history at least as long as it
     history_of(ckpts, trial_id).write_text(json.dumps(history))
-    checkpoint_of(ckpts, trial_id).write_bytes(trainer.to_bytes())
+    checkpoint_of(ckpts, trial_id, trainer.config["framework"]).write_bytes(
+        trainer.to_bytes())
 
 
 def cell_trainable(config: dict, data=None) -> None:
@@ -81,12 +109,14 @@ def cell_trainable(config: dict, data=None) -> None:
     an error; the cell goes on with the others."""
     from ray import tune
 
-    from gridrun.torch import prepare_data, set_threads
-
     cell, metric = config["cell"], config["metric"]
+    framework = cell["config"]["framework"]
+    package = trainer_module(framework)
+    if framework == "tensorflow":
+        package.release()  # a reused actor forgets the previous cell's Keras state
     ckpts = Location(cell["checkpoints"])
-    set_threads(config["threads"])
-    shared = prepare_data(data)
+    package.set_threads(config["threads"])
+    shared = package.prepare_data(data)
     node = _node_id()
     trainers, errors, history = {}, {}, {}
     for t in cell["trials"]:
@@ -109,7 +139,7 @@ def cell_trainable(config: dict, data=None) -> None:
             if tr.done:  # a seed that resumed from a later checkpoint than its siblings
                 continue
             try:
-                m = {**tr.step(), "elapsed": tr.seconds, "node": node}
+                m = {**tr.step(), "elapsed": tr.seconds, "node": node, "rss_mb": _rss_mb()}
             except (RuntimeError, ValueError) as e:  # e.g. a diverged seed
                 errors[tid] = f"{type(e).__name__}: {e}"
                 del trainers[tid]
@@ -129,7 +159,7 @@ def cell_trainable(config: dict, data=None) -> None:
         if cell.get("weights"):
             for tid in per_seed:
                 if trainers.get(tid) is not None and trainers[tid].done:
-                    weights_of(Location(cell["weights"]), tid).write_bytes(
+                    weights_of(Location(cell["weights"]), tid, framework).write_bytes(
                         trainers[tid].model_bytes())
         _report(tune, metric, epoch, per_seed, errors)
     if not trainers and errors:

@@ -90,8 +90,8 @@ def launch(spec: Path, dry_run: bool, address: str | None, out: str | None,
     try:
         from gridrun.launch import launch as run
     except ImportError as e:  # ray or a framework is not installed
-        _fail(f"launching needs Ray and PyTorch ({e.name} is missing): "
-              "pip install 'gridrun[torch]'")
+        _fail(f"launching needs Ray and a framework ({e.name} is missing): "
+              "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
     try:
         result = run(ablation, run_dir=out, storage=storage, address=address,
                      verbose=verbose, overwrite=overwrite, spec_path=spec)
@@ -222,8 +222,8 @@ def confirm(run: str, top: int | None, address: str | None, verbose: bool) -> No
     try:
         from gridrun.launch import confirm as run_confirm
     except ImportError as e:
-        _fail(f"confirming needs Ray and PyTorch ({e.name} is missing): "
-              "pip install 'gridrun[torch]'")
+        _fail(f"confirming needs Ray and a framework ({e.name} is missing): "
+              "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
     try:
         result = run_confirm(run, top=top, address=address, verbose=verbose)
     except _user_errors() as e:
@@ -247,8 +247,8 @@ def resume(run: str, address: str | None, verbose: bool) -> None:
     try:
         from gridrun.launch import resume as run_resume
     except ImportError as e:
-        _fail(f"resuming needs Ray and PyTorch ({e.name} is missing): "
-              "pip install 'gridrun[torch]'")
+        _fail(f"resuming needs Ray and a framework ({e.name} is missing): "
+              "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
     try:
         result = run_resume(run, address=address, verbose=verbose)
     except _user_errors() as e:
@@ -276,7 +276,7 @@ def status(run: str) -> None:
 @main.command()
 @click.argument("run", metavar="RUN")
 @click.option("--out", required=True, metavar="FILE|URI",
-              help="Where to write the weights (a torch state_dict).")
+              help="Where to write the weights (.pt for a torch run, .npz for tensorflow).")
 @click.option("--trial", default=None, metavar="ID",
               help="The trial whose weights to export (default: the completed trial with "
                    "the best final val_acc).")
@@ -286,23 +286,32 @@ def weights(run: str, out: str, trial: str | None) -> None:
     pretrained="FILE#sha256=...".
 
     Example: gridrun weights runs/pretrain_mnist --out weights/mnist_simple_cnn.pt
+
+    A torch run saves .pt files (a state_dict), a tensorflow run .npz files; each framework's
+    pretrained technique reads its own.
     """
     import hashlib
 
     from gridrun._storage import Location
     from gridrun.store import read_run
 
+    def saved(tid):
+        for suffix in (".pt", ".npz"):  # torch, tensorflow
+            if loc.child("weights", f"{tid}{suffix}").is_file():
+                return loc.child("weights", f"{tid}{suffix}")
+        return None
+
     try:
         r = read_run(run)
         loc = Location(run)
         done = r.trials[r.trials.status == "completed"]
         if trial is None:
-            have = [t for t in done.trial_id if loc.child("weights", f"{t}.pt").is_file()]
+            have = [t for t in done.trial_id if saved(t) is not None]
             if not have:
                 _fail(f"{run} has no saved weights: launch it with keep_weights=True")
             trial = str(done.set_index("trial_id").loc[have, "last_val_acc"].idxmax())
-        src = loc.child("weights", f"{trial}.pt")
-        if not src.is_file():
+        src = saved(trial)
+        if src is None:
             _fail(f"{run}: no saved weights for trial {trial!r}")
         blob = src.read_bytes()
         Location(out).write_bytes(blob)

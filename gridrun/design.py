@@ -93,7 +93,7 @@ def expand(ablation) -> list[Trial]:
     """Every trial of the ablation: design points x seeds (seeds 0..seeds-1)."""
     trials = []
     for levels in design_points(ablation):
-        config = resolve_config(levels, ablation.fixed)
+        config = resolve_config(levels, ablation.config_fixed)
         for seed in range(ablation.seeds):
             trials.append(Trial(trial_id(config, seed), seed, levels, config))
     return trials

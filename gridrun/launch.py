@@ -172,6 +172,8 @@ def _run(ablation, trials, previous, *, loc: Location, address, verbose, console
     from gridrun._cells import cells_of
     from gridrun.data import load_dataset
 
+    if not address:  # workers share this environment: a missing framework fails here
+        _check_frameworks(trials)
     cells = cells_of(trials)
     anchors = anchors_of(ablation)
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
@@ -304,7 +306,8 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
                                 top=top, mode=ablation.mode))
     ckpt = loc.child(store.CHECKPOINTS)
     continued = {t.trial_id: info[c.key]["reached"] for c in cells if c.key in keys
-                 for t in c.trials if checkpoint_of(ckpt, t.trial_id).is_file()}
+                 for t in c.trials
+                 if checkpoint_of(ckpt, t.trial_id, t.config["framework"]).is_file()}
     # what a continued trial already ran; the rest of a confirmed cell starts again
     prior = {tid: reports[tid][:k] for tid, k in continued.items()}
     return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
@@ -357,6 +360,23 @@ def _check_channels(trials, data) -> None:
         if any(t.config.get(name) for t in trials):
             raise SpecError(f"{name} needs RGB images; {data.name} has "
                             f"{data.image_shape[-1]} channel(s)")
+
+
+_PACKAGES = {"torch": ("torch", "torch"), "tensorflow": ("tensorflow", "tensorflow")}
+
+
+def _check_frameworks(trials) -> None:
+    """Each framework the trials train in must be installed: one line, not a failed trial
+    per configuration."""
+    import importlib.util
+
+    from gridrun.spec import SpecError
+
+    for framework in sorted({t.config["framework"] for t in trials}):
+        module, extra = _PACKAGES[framework]
+        if importlib.util.find_spec(module) is None:
+            raise SpecError(f"framework {framework!r} needs {module}, which is not installed: "
+                            f"pip install 'gridrun[{extra}]'")
 
 
 def _check_pretrained(trials) -> None:

@@ -105,9 +105,9 @@ def calibrate(ablation, *, epochs: int = 2, max_examples: int = 2048) -> dict:
     per backbone on up to ``max_examples`` training images, timed by the trainer's own
     ``epoch_seconds`` of the last epoch (the first pays one-off setup), then scaled to
     the full training size."""
+    from gridrun._trainable import trainer_module
     from gridrun.data import load_dataset
     from gridrun.design import resolve_config
-    from gridrun.torch import train
 
     data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction,
                         train_size=ablation.train_size, image_size=ablation.image_size or 32)
@@ -119,10 +119,11 @@ def calibrate(ablation, *, epochs: int = 2, max_examples: int = 2048) -> dict:
     out = {}
     for backbone in sorted(backbones):
         config = resolve_config({**ablation.baseline, "backbone": backbone},
-                                {**ablation.fixed, "epochs": epochs})
+                                {**ablation.config_fixed, "epochs": epochs})
         reports = []
-        train(config, small, seed=0, report=reports.append,
-              threads=max(1, int(ablation.resources["cpu"])))
+        trainer = trainer_module(config["framework"])  # the baseline's framework
+        trainer.set_threads(max(1, int(ablation.resources["cpu"])))
+        trainer.train(config, small, seed=0, report=reports.append)
         out[backbone] = reports[-1]["epoch_seconds"] * n / min(n, max_examples)
     return out
 
@@ -139,7 +140,7 @@ def plan_text(ablation, seconds_per_epoch: dict | float | None = None,
     head = (f"{ablation.name}: design '{ablation.design}', {points} configurations x "
             f"{ablation.seeds} seeds = {len(trials)} trials, up to {ablation.epochs} epochs "
             f"each ({len(trials) * ablation.epochs} trial-epochs at most), {sched}; "
-            f"dataset {ablation.dataset}, framework {ablation.framework}")
+            f"dataset {ablation.dataset}, framework {' and '.join(ablation.frameworks)}")
     from gridrun._labels import label_warnings
 
     parts = [head, *label_warnings(ablation), anchors_text(ablation), "",

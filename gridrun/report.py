@@ -97,6 +97,39 @@ def effects_table(a, f: _Fmt) -> Table:
                  caption=_caption(a, f"{kind} effect"))
 
 
+def framework_table(by: dict, f: _Fmt, metric: str) -> Table | None:
+    """Each main effect within each framework (``framework`` a factor), side by side, and
+    whether the frameworks agree: the same sign wherever an interval excludes zero."""
+    if len(by) < 2:
+        return None
+    names = list(by)
+    per = {fw: {(e.factor, _key(e.level)): e for e in effects} for fw, effects in by.items()}
+    rows = []
+    for e in by[names[0]]:
+        key = (e.factor, _key(e.level))
+        ests = [per[fw][key].estimate if key in per[fw] else None for fw in names]
+        cells = ["n/a" if x is None else f.delta(x) + (" *" if x.significant else "")
+                 for x in ests]
+        rows.append((_level_label(e.factor, e.level), f"vs {e.reference}", *cells,
+                     _agreement(ests)))
+    return Table("frameworks", "Each effect per framework",
+                 ("technique", "reference", *(f"Δ {metric}{f.unit} in {fw}" for fw in names),
+                  "agree"), tuple(rows), numeric=tuple(range(2, 2 + len(names))),
+                 caption="main effect within each framework's own trials, at the epoch of "
+                         "the main table, 95% t-interval over seeds; agree: every framework "
+                         "gives the same sign wherever an interval excludes zero (— when "
+                         "none does); * = Holm-adjusted p < 0.05 within that framework")
+
+
+def _agreement(ests) -> str:
+    ests = [x for x in ests if x is not None]
+    clear = [x for x in ests if x.ci_low > 0 or x.ci_high < 0]
+    if not clear:
+        return "—"
+    signs = {x.value > 0 for x in clear} | {x.value > 0 for x in ests if x.value != 0}
+    return "yes" if len(signs) == 1 else "no"
+
+
 def _caption(a, what: str, anchored: bool = True) -> str:
     seeds = a.counts.n_seeds
     sh = (f"; Shapley φ splits the baseline → target gain ({a.shapley.method}) so the parts "
@@ -274,13 +307,15 @@ def default_view(a) -> str:
     return a.design if a.design in ("add_one_in", "leave_one_out", "cumulative") else "effects"
 
 
-def build_tables(a, levels, view: str | None = None) -> list[Table]:
+def build_tables(a, levels, view: str | None = None, by_framework=None) -> list[Table]:
     f = _Fmt(a.metric)
     view = view or default_view(a)
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
     tables = [level_table(levels, f, a.metric)] if a.design == "full" else []
     tables.append(effects_table(a, f))
+    if by_framework:
+        tables += [t for t in (framework_table(by_framework, f, a.metric),) if t is not None]
     if view != "effects":
         tables.append(config_table(a, f, view))
     elif a.add_one_in and a.design == "full":
@@ -372,11 +407,22 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
                f"{c.n_error} errors), {c.n_seeds} seeds")
     notes = ([f"Numbers: {a.basis}."] if a.basis else []) + list(a.notes)
     notes += _error_notes(run)
+    by_framework = None
+    if len(run.spec["factors"].get("framework", ())) > 1:
+        from gridrun.analysis._by_level import effects_by
+
+        try:
+            by_framework = effects_by(run.trials, run.epochs, run.spec, "framework",
+                                      metric=metric, budget=budget)
+        except ValueError as e:
+            notes.append(f"No table of effects per framework: {e}.")
     if not run.info.get("complete", True):
         notes.insert(0, f"Incomplete run: {run.info.get('trials_written')} of "
                         f"{run.info.get('trials_expected')} trials finished.")
     if fmt in TEXT_FORMATS:
-        return render(build_tables(a, levels, view), fmt, heading=heading, notes=notes)
+        return render(build_tables(a, levels, view, by_framework), fmt, heading=heading,
+                      notes=notes)
     from gridrun._tidy import tidy_text
 
-    return tidy_text(a, levels, fmt, table=table, notes=notes, info=run.info)
+    return tidy_text(a, levels, fmt, table=table, notes=notes, info=run.info,
+                     by_framework=by_framework)

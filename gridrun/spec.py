@@ -35,7 +35,7 @@ __all__ = ["Ablation", "Factor", "ASHA", "SpecError", "load_spec", "DESIGNS", "M
 
 DESIGNS = ("full", "add_one_in", "leave_one_out", "cumulative", "fractional")
 METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
-FRAMEWORKS = ("torch",)
+FRAMEWORKS = techniques.FRAMEWORKS
 RESOURCE_KEYS = ("cpu", "gpu")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -166,6 +166,23 @@ class Ablation:
         return "min" if self.metric.endswith("loss") else "max"
 
     @property
+    def frameworks(self) -> tuple[str, ...]:
+        """The frameworks the trials train in: the levels of a ``framework`` factor, else
+        ``framework``."""
+        for f in self.factors:
+            if f.name == "framework":
+                return tuple(f.levels)
+        return (self.framework,)
+
+    @property
+    def config_fixed(self) -> dict:
+        """``fixed`` plus the framework when it is not a factor: the values every trial's
+        config shares (``gridrun.design.resolve_config`` adds the factor levels)."""
+        if "framework" in self.factor_names:
+            return dict(self.fixed)
+        return {**self.fixed, "framework": self.framework}
+
+    @property
     def epochs(self) -> int:
         return self.fixed.get("epochs", techniques.get("epochs").default)
 
@@ -248,6 +265,12 @@ def _validate(a: Ablation) -> None:
             _fail(f"factor {f.name!r} is declared twice")
         seen.add(f.name)
     _set(a, "factors", tuple(factors))
+    if isinstance(a.fixed, Mapping) and "framework" in a.fixed:
+        _fail("set the framework with Ablation(framework=...), or make it a factor: "
+              "Factor('framework', ['torch', 'tensorflow']); not in fixed")
+    if "framework" in seen and a.framework != "torch":
+        _fail(f"framework is a factor; leave Ablation(framework=...) unset (it is "
+              f"{a.framework!r})")
     _set(a, "fixed", _validate_fixed(a.fixed, seen))
     _set(a, "baseline", _validate_point("baseline", a.baseline, factors, 0))
     _set(a, "target", _validate_point("target", a.target, factors, -1))
@@ -279,15 +302,17 @@ def _validate(a: Ablation) -> None:
 
 
 def _validate_framework(a: Ablation, factors) -> None:
-    """Every technique the spec sets away from its default must exist in its framework."""
+    """Every technique the spec sets away from its default must exist in each framework
+    its trials train in."""
     used = [k for k, v in a.fixed.items()
             if not techniques.same_level(v, techniques.get(k).default)]
-    used += [f.name for f in factors]
-    for name in used:
-        tech = techniques.get(name)
-        if a.framework not in tech.frameworks:
-            _fail(f"{name!r} is not implemented by the {a.framework} trainer (it is by: "
-                  f"{', '.join(tech.frameworks) or 'none yet'})")
+    used += [f.name for f in factors if f.name != "framework"]
+    for framework in a.frameworks:
+        for name in used:
+            tech = techniques.get(name)
+            if framework not in tech.frameworks:
+                _fail(f"{name!r} is not implemented by the {framework} trainer (it is by: "
+                      f"{', '.join(tech.frameworks) or 'none yet'})")
 
 
 def _validate_fixed(fixed, factor_names: set) -> dict:

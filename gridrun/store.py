@@ -52,7 +52,7 @@ EPOCHS_SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("epoch", pa.int64()),
     ("train_loss", pa.float64()), ("train_acc", pa.float64()),
     ("val_loss", pa.float64()), ("val_acc", pa.float64()),
-    ("lr", pa.float64()), ("seconds", pa.float64()),
+    ("lr", pa.float64()), ("seconds", pa.float64()), ("rss_mb", pa.float64()),
 ])
 
 

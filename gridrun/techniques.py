@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Technique", "TECHNIQUES", "get", "names", "check_value", "suggest", "same_level",
-           "FIRST", "GROUPS", "for_framework"]
+           "FIRST", "GROUPS", "FRAMEWORKS", "for_framework"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Technique:
     nullable: bool = False  # None is allowed (means "the framework's default")
     factor: bool = True  # may be varied as a factor (False: fixed-only, e.g. epochs)
     group: str = "other"  # the catalogue section `gridrun techniques` lists it under
-    frameworks: tuple = ("torch",)  # the trainers that implement it
+    frameworks: tuple = ("torch", "tensorflow")  # the trainers that implement it
 
     def allowed(self) -> str:
         """Human description of the allowed values, for error messages."""
@@ -59,7 +59,14 @@ def _t(name, kind, default, description, group, **kw) -> Technique:
     return Technique(name, kind, default, description, group=group, **kw)
 
 
+FRAMEWORKS = ("torch", "tensorflow")
+
 _ALL = (
+    # -- the trainer itself: a factor like any other, so an effect can be shown in both
+    _t("framework", "choice", "torch",
+       "The trainer: torch (PyTorch) or tensorflow (Keras 3 on TensorFlow). The same "
+       "backbones, techniques, data and seeds in both; as a factor, the report shows each "
+       "effect per framework.", "framework", choices=FRAMEWORKS),
     # -- input
     _t("normalize", "choice", "standardize",
        "Input scaling: none (raw 0-255 pixels), rescale ([0, 1]) or standardize (per-channel "
@@ -194,7 +201,7 @@ _ALL = (
 # changes the id of an existing trial (runs made before can still be resumed and confirmed).
 FIRST = ("augmentation", "crop", "batchnorm", "dropout", "optimizer", "lr", "weight_decay",
          "backbone", "epochs", "batch_size")
-GROUPS = ("input", "augmentation", "architecture", "transfer", "regularization",
+GROUPS = ("framework", "input", "augmentation", "architecture", "transfer", "regularization",
           "optimization", "data")
 
 TECHNIQUES: dict[str, Technique] = {t.name: t for t in _ALL}

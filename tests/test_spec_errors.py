@@ -7,6 +7,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+from gridrun import techniques
 from gridrun.cli import main
 
 HEAD = "from gridrun import Ablation, Factor, ASHA\n"
@@ -27,7 +28,8 @@ def spec_source(**overrides) -> str:
 
 CASES = [
     ("unknown factor", spec_source(factors="[Factor('dropuot', [0.1])]"),
-     "unknown technique 'dropuot' (did you mean 'dropout'?); gridrun techniques lists the 47 a "
+     "unknown technique 'dropuot' (did you mean 'dropout'?); gridrun techniques lists the "
+     f"{len(techniques.TECHNIQUES)} a "
      "spec may use"),
     ("unknown level", spec_source(factors="[Factor('optimizer', ['sgd', 'adma'])]"),
      "factor 'optimizer': unknown level 'adma'; allowed: sgd, nesterov, adam, adamw, rmsprop "
@@ -59,7 +61,8 @@ CASES = [
     ("unknown resource", spec_source(resources="{'gpus': 1}"),
      "resources: unknown key 'gpus'; allowed: cpu, gpu (did you mean 'gpu'?)"),
     ("fixed unknown", spec_source(fixed="{'epoch': 4}"),
-     "fixed: unknown technique 'epoch' (did you mean 'epochs'?); gridrun techniques lists the 47 "
+     "fixed: unknown technique 'epoch' (did you mean 'epochs'?); gridrun techniques lists the "
+     f"{len(techniques.TECHNIQUES)} "
      "a spec may use"),
     ("epochs as factor", spec_source(factors="[Factor('epochs', [1, 2])]"),
      "'epochs' cannot be a factor; set it in fixed={'epochs': ...}"),

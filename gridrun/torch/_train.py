@@ -443,6 +443,9 @@ def check_config(config: Mapping[str, Any]) -> dict:
             checked[name] = techniques.check_value(techniques.get(name), config[name])
         except ValueError as err:
             raise ValueError(f"config[{name!r}]: {err}") from None
+    if checked["framework"] != "torch":
+        raise ValueError(f"config['framework'] is {checked['framework']!r}; this is the "
+                         f"torch trainer")
     return checked
 
 

@@ -22,7 +22,7 @@ from gridrun.torch._models import build_model
 from gridrun.torch._optim import lr_at
 from gridrun.torch._recipe import augment_batch
 
-from conftest import bars
+from gridrun.data.testing import bars
 
 DATA = bars(n_train=256, n_val=128, n_test=128, size=16, channels=3, classes=4)
 GRAY = bars(n_train=256, n_val=128, n_test=128, size=16, channels=1, classes=4)
@@ -66,6 +66,14 @@ def augments(name, value, *, keeps_labels=True, data=DATA, **extra):
         assert torch.equal(t2, y)
     changes_training(name, value, data, **extra)
     return x2, t2
+
+
+# -- framework --------------------------------------------------------------------------------
+def act_framework():
+    with pytest.raises(ValueError, match="torch trainer"):
+        Trainer(resolve_config({"framework": "tensorflow"}, {"epochs": 1}), DATA, seed=0)
+    t, reports = trainer()
+    assert t.config["framework"] == "torch" and reports[0]["val_acc"] > 0.3
 
 
 # -- input -----------------------------------------------------------------------------------
