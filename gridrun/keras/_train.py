@@ -243,8 +243,10 @@ class Trainer:
             x, t = augment_batch(cfg, x, y, seed, k)
             return i, x, t
 
+        # tf.data's own pool follows set_threads too (0: TensorFlow's choice)
+        threads = tf.config.threading.get_intra_op_parallelism_threads() or None
         self._batches = epoch_batches(self.data.x_train, self._labels, self._epoch_order,
-                                      cfg["batch_size"], augment)
+                                      cfg["batch_size"], augment, threads=threads)
 
     def _normalize(self, x):
         self._program.borrow(self)
