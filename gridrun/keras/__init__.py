@@ -25,11 +25,10 @@ def _import_tensorflow():
     """Import TensorFlow with its load-time messages (oneDNN, CUDA stubs) dropped: they are
     written to the process's stderr before any logging setting applies."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("GRIDRUN_TF_LOGS") == "1":
-        import tensorflow  # noqa: F401
-        return
+    loud = os.environ.get("GRIDRUN_TF_LOGS") == "1"
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
+    if not loud:
+        os.dup2(null, 2)
     try:
         import keras  # noqa: F401
         import tensorflow

@@ -42,12 +42,14 @@ re-exported here.
 from __future__ import annotations
 
 import hashlib
-import math
 
 import keras
 import numpy as np
 
 from gridrun import techniques
+from gridrun._model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE,
+                                     MIN_IMAGE_SIZE, POOLINGS, check_backbone,
+                                     check_choice, check_depth, check_width)
 # The base/head split, parameter count and freezing live beside the architectures; they
 # are re-exported so that one module is the models' interface, as in gridrun.torch.
 from gridrun.keras._split import (backbone_name, base_frozen, base_layers, base_variables,
@@ -60,16 +62,6 @@ __all__ = ["build_model", "count_parameters", "head_name", "head_layer_names", "
            "POOLINGS", "DEPTHS", "LEAKY_SLOPE", "ELU_ALPHA", "BN_MOMENTUM", "BN_EPSILON",
            "KERNEL_INIT", "BIAS_INIT"]
 
-MIN_IMAGE_SIZE = 8
-#: Every backbone build_model implements, in the order the registry lists them.
-BACKBONES = ("simple_cnn", "resnet20", "vgg_small", "vgg", "resnet18")
-#: Values of ``activation``: the non-linearity after every conv (and simple_cnn's dense layer).
-ACTIVATIONS = ("relu", "leaky_relu", "elu")
-#: Values of ``pooling``: the 2x2 downsampling pools of simple_cnn, vgg_small and vgg.
-POOLINGS = ("max", "avg")
-#: Values of ``depth`` per backbone (None always allowed: the first value here).
-DEPTHS = {"vgg": (11, 13, 16), "resnet20": (20, 32, 44, 56)}
-LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
 BN_MOMENTUM = 0.9  # Keras' convention: the weight of the old moving average (torch: 0.1)
 BN_EPSILON = 1e-5
@@ -94,15 +86,15 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     Raises ValueError for an unknown backbone or option value (naming the allowed values),
     a bad dropout rate or seed, or an image smaller than 8x8.
     """
-    backbone = _check_backbone(backbone)
+    backbone = check_backbone(backbone, "tensorflow")
     batchnorm = techniques.check_value(techniques.get("batchnorm"), batchnorm)
     dropout = techniques.check_value(techniques.get("dropout"), dropout)
-    act = _check_choice("activation", activation, ACTIVATIONS)
-    pool = _check_choice("pooling", pooling, POOLINGS)
+    act = check_choice("activation", activation, ACTIVATIONS)
+    pool = check_choice("pooling", pooling, POOLINGS)
     if not isinstance(global_pool, bool):
         raise ValueError(f"global_pool must be True or False, got {global_pool!r}")
-    width = _check_width(width)
-    depth = _check_depth(backbone, depth)
+    width = check_width(width)
+    depth = check_depth(backbone, depth)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -128,59 +120,6 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     model = keras.Model(inputs, outputs, name=backbone)
     model.backbone_label = label
     return model
-
-
-# ---------------------------------------------------------------- checks (as torch's)
-
-def _check_backbone(backbone) -> str:
-    registered = techniques.get("backbone").choices
-    known = tuple(registered) + tuple(b for b in BACKBONES if b not in registered)
-    if isinstance(backbone, str) and backbone in BACKBONES:
-        return backbone
-    if isinstance(backbone, str) and backbone in known:
-        raise ValueError(f"backbone {backbone!r} is registered but not implemented by the "
-                         f"tensorflow trainer; it implements {', '.join(BACKBONES)}")
-    if not isinstance(backbone, str):
-        raise ValueError(f"{backbone!r} is a {type(backbone).__name__}; allowed: "
-                         f"{', '.join(known)}")
-    raise ValueError(f"unknown level {backbone!r}; allowed: {', '.join(known)}"
-                     f"{techniques.suggest(backbone, known)}")
-
-
-def _check_choice(what: str, value, allowed: tuple[str, ...]) -> str:
-    if isinstance(value, str) and value in allowed:
-        return value
-    hint = ""
-    if isinstance(value, str):
-        hint = (f" (did you mean '{value.lower()}'?)" if value.lower() in allowed
-                else techniques.suggest(value, allowed))
-    raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}{hint}")
-
-
-def _check_width(width) -> float:
-    if isinstance(width, bool) or not isinstance(width, (int, float)) \
-            or not math.isfinite(width) or width <= 0:
-        raise ValueError(f"width must be a finite number > 0 (a channel multiplier), "
-                         f"got {width!r}")
-    return float(width)
-
-
-def _check_depth(backbone: str, depth) -> int | None:
-    allowed = DEPTHS.get(backbone)
-    if allowed is None:
-        if depth is not None:
-            raise ValueError(f"backbone {backbone!r} takes no depth; allowed: None (depth "
-                             f"is for " + ", ".join(f"{b}: {', '.join(map(str, d))}"
-                                                    for b, d in DEPTHS.items()) + ")")
-        return None
-    if depth is None:
-        return allowed[0]
-    if isinstance(depth, float) and depth.is_integer():
-        depth = int(depth)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in allowed:
-        raise ValueError(f"depth {depth!r} is not one of {backbone}'s; allowed: "
-                         f"{', '.join(map(str, allowed))} or None")
-    return depth
 
 
 # ---------------------------------------------------------------- building blocks

@@ -26,7 +26,6 @@ checkpoints still load.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Callable, Iterator
 
 import torch
@@ -34,23 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from gridrun import techniques
+from gridrun._model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE,
+                                     MIN_IMAGE_SIZE, POOLINGS, check_backbone,
+                                     check_choice, check_depth, check_width)
 
 __all__ = ["build_model", "count_parameters", "MIN_IMAGE_SIZE", "BACKBONES", "ACTIVATIONS",
            "POOLINGS", "DEPTHS", "head_name", "base_parameters", "head_parameters",
            "base_state_keys", "head_state_keys", "backbone_name"]
-
-MIN_IMAGE_SIZE = 8
-
-#: Every backbone build_model implements, in the order the registry lists them.
-BACKBONES = ("simple_cnn", "resnet20", "vgg_small", "vgg", "resnet18")
-#: Values of ``activation``: the non-linearity after every conv (and simple_cnn's dense layer).
-ACTIVATIONS = ("relu", "leaky_relu", "elu")
-#: Values of ``pooling``: the 2x2 downsampling pools of simple_cnn, vgg_small and vgg.
-POOLINGS = ("max", "avg")
-#: Values of ``depth`` per backbone (None always allowed: the first value here). A backbone
-#: not listed takes only ``depth=None``.
-DEPTHS = {"vgg": (11, 13, 16), "resnet20": (20, 32, 44, 56)}
-LEAKY_SLOPE = 0.01
 
 
 def build_model(backbone: str, in_channels: int, num_classes: int,
@@ -88,15 +77,15 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     Raises ValueError for an unknown backbone or option value (naming the allowed values),
     a bad dropout rate or an image smaller than 8x8.
     """
-    backbone = _check_backbone(backbone)
+    backbone = check_backbone(backbone, "torch")
     batchnorm = techniques.check_value(techniques.get("batchnorm"), batchnorm)
     dropout = techniques.check_value(techniques.get("dropout"), dropout)
-    act = _check_choice("activation", activation, ACTIVATIONS)
-    pool = _check_choice("pooling", pooling, POOLINGS)
+    act = check_choice("activation", activation, ACTIVATIONS)
+    pool = check_choice("pooling", pooling, POOLINGS)
     if not isinstance(global_pool, bool):
         raise ValueError(f"global_pool must be True or False, got {global_pool!r}")
-    width = _check_width(width)
-    depth = _check_depth(backbone, depth)
+    width = check_width(width)
+    depth = check_depth(backbone, depth)
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if min(h, w) < MIN_IMAGE_SIZE:
         raise ValueError(f"image size {h}x{w} is too small; backbones need at least "
@@ -185,61 +174,6 @@ def backbone_name(model: nn.Module) -> str:
     class name for a model not built here."""
     return getattr(model, "backbone_label", None) or getattr(type(model), "BACKBONE", None) \
         or type(model).__name__
-
-
-# ---------------------------------------------------------------- checks
-
-def _check_backbone(backbone) -> str:
-    # The registry lists the backbones a spec may name; build_model also builds those not
-    # (yet) registered. Unknown names get the registry's style of message.
-    registered = techniques.get("backbone").choices
-    known = tuple(registered) + tuple(b for b in BACKBONES if b not in registered)
-    if isinstance(backbone, str) and backbone in BACKBONES:
-        return backbone
-    if isinstance(backbone, str) and backbone in known:
-        raise ValueError(f"backbone {backbone!r} is registered but not implemented by the "
-                         f"torch trainer; it implements {', '.join(BACKBONES)}")
-    if not isinstance(backbone, str):
-        raise ValueError(f"{backbone!r} is a {type(backbone).__name__}; allowed: "
-                         f"{', '.join(known)}")
-    raise ValueError(f"unknown level {backbone!r}; allowed: {', '.join(known)}"
-                     f"{techniques.suggest(backbone, known)}")
-
-
-def _check_choice(what: str, value, allowed: tuple[str, ...]) -> str:
-    if isinstance(value, str) and value in allowed:
-        return value
-    hint = ""
-    if isinstance(value, str):
-        hint = (f" (did you mean '{value.lower()}'?)" if value.lower() in allowed
-                else techniques.suggest(value, allowed))
-    raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}{hint}")
-
-
-def _check_width(width) -> float:
-    if isinstance(width, bool) or not isinstance(width, (int, float)) \
-            or not math.isfinite(width) or width <= 0:
-        raise ValueError(f"width must be a finite number > 0 (a channel multiplier), "
-                         f"got {width!r}")
-    return float(width)
-
-
-def _check_depth(backbone: str, depth) -> int | None:
-    allowed = DEPTHS.get(backbone)
-    if allowed is None:
-        if depth is not None:
-            raise ValueError(f"backbone {backbone!r} takes no depth; allowed: None (depth "
-                             f"is for " + ", ".join(f"{b}: {', '.join(map(str, d))}"
-                                                    for b, d in DEPTHS.items()) + ")")
-        return None
-    if depth is None:
-        return allowed[0]
-    if isinstance(depth, float) and depth.is_integer():
-        depth = int(depth)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in allowed:
-        raise ValueError(f"depth {depth!r} is not one of {backbone}'s; allowed: "
-                         f"{', '.join(map(str, allowed))} or None")
-    return depth
 
 
 # ---------------------------------------------------------------- building blocks

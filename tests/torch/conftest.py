@@ -6,7 +6,6 @@ unique across the whole test tree (and a package named ``torch`` would shadow Py
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the torch trainer tests need PyTorch installed")
