@@ -87,6 +87,7 @@ def release() -> None:
     traced steps) stay cached, bounded by ``gridrun.keras._program.CACHE_BYTES``, so the
     next cell of the same structure starts without tracing. (``keras.backend.clear_session``
     would cost 0.25 s per cell and free nothing that the cache bound does not.)"""
-    from gridrun.keras._program import trim_programs
+    from gridrun.keras._program import detach_programs, trim_programs
 
+    detach_programs()
     trim_programs()

@@ -28,7 +28,8 @@ from gridrun.keras._models import build_model, set_base_trainable
 from gridrun.keras._optim import Optimizer, clip_by_global_norm, l1_penalty, \
     soft_cross_entropy
 
-__all__ = ["Program", "program_for", "trim_programs", "forget_programs", "structure_key",
+__all__ = ["Program", "program_for", "trim_programs", "detach_programs", "forget_programs",
+           "structure_key",
            "CACHE_SIZE", "CACHE_BYTES"]
 
 # Programs kept per process: at most CACHE_SIZE, and fewer when their variables (weights and
@@ -77,6 +78,12 @@ def trim_programs(keep: int = 0) -> None:
         dropped = True
     if dropped:  # traced graphs are cyclic: only a full collection returns their memory
         gc.collect()
+
+
+def detach_programs() -> None:
+    """Every cached program hands its owner's state back (see :meth:`Program.detach`)."""
+    for program in _PROGRAMS.values():
+        program.detach()
 
 
 def forget_programs() -> None:
@@ -156,6 +163,13 @@ class Program:
         self.smooth.assign(cfg["label_smoothing"])
         if trainer.class_weights is not None:
             self.class_weights.assign(trainer.class_weights)
+
+    def detach(self) -> None:
+        """Hand the owner its state back and forget it (a finished cell's trainer and its
+        data are then freed with the cell)."""
+        if self.owner is not None:
+            self.owner._state = self.snapshot()
+            self.owner = None
 
     def release(self, trainer) -> list[np.ndarray]:
         """``trainer``'s state as arrays, wherever it lives now."""

@@ -67,3 +67,24 @@ def test_the_cache_is_bounded_by_bytes(monkeypatch):
     Trainer(config(), DATA, seed=0)
     Trainer(config(optimizer="adam"), DATA, seed=0)
     assert len(P._PROGRAMS) == 1
+
+
+def test_a_reused_worker_prepares_a_dataset_once_and_a_new_one_again():
+    from gridrun.keras import prepare_data
+
+    same = bars(n_train=128, n_val=64, n_test=64, size=8)  # equal arrays, another object
+    assert prepare_data(DATA) is prepare_data(same)
+    other = bars(n_train=128, n_val=64, n_test=64, size=8, seed=1)
+    assert prepare_data(other) is not prepare_data(DATA)
+
+
+def test_release_between_cells_hands_each_trainer_its_state_back():
+    from gridrun.keras import release
+
+    t = Trainer(config(), DATA, seed=0)
+    t.step()
+    before = [v.numpy().copy() for v in t.model.weights]
+    release()  # what a reused worker does before its next cell
+    assert t._program.owner is None
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, t.model.weights))
+    assert t.step()["epoch"] == 2

@@ -1,0 +1,103 @@
+"""Parallel efficiency here: the quickstart with 1 and with 2 trials at a time.
+
+Runs ``ablations/quickstart.py`` (or ``--spec``) through ``gridrun launch`` twice per
+repeat, with ``max_concurrent`` 1 and 2, each in a fresh process, alternating. Reports the
+wall time of each, the speed-up (1 at a time / 2 at a time, median over repeats), the
+trial-epochs per second, and the machine's CPU utilisation while each ran (all cores, as
+a share of their capacity). Target: a speed-up of 1.7 or more on 2 cores.
+
+    python benchmarks/parallel.py
+    python benchmarks/parallel.py --spec ablations/quickstart_tensorflow.py --out p.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+TARGET = 1.7
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", default=str(ROOT / "ablations" / "quickstart.py"))
+    parser.add_argument("--repeats", type=int, default=1, help="pairs of runs (default 1)")
+    parser.add_argument("--concurrent", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help="write the results as JSON to this file")
+    return parser.parse_args()
+
+
+def one(spec: str, concurrent: int) -> dict:
+    """In its own process: launch the spec with ``concurrent`` trials at a time."""
+    import pandas as pd
+
+    from gridrun.launch import launch
+    from gridrun.spec import load_spec
+
+    ablation = dataclasses.replace(load_spec(spec), max_concurrent=concurrent)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = launch(ablation, run_dir=f"{tmp}/run", show_progress=False)
+        seconds = time.perf_counter() - started
+        epochs = len(pd.read_parquet(Path(str(result.run_dir)) / "epochs.parquet"))
+    return {"seconds": seconds, "trial_epochs": epochs}
+
+
+def measured(spec: str, concurrent: int) -> dict:
+    import psutil
+
+    samples, done = [], threading.Event()
+
+    def sample():
+        psutil.cpu_percent(None)
+        while not done.wait(0.5):
+            samples.append(psutil.cpu_percent(None))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out = subprocess.run([sys.executable, __file__, "--spec", spec, "--concurrent",
+                          str(concurrent)], capture_output=True, text=True, check=True)
+    done.set()
+    thread.join()
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cpu_utilisation"] = statistics.mean(samples) / 100 if samples else None
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    if args.concurrent:
+        print(json.dumps(one(args.spec, args.concurrent)))
+        return
+    runs = {1: [], 2: []}
+    for _ in range(args.repeats):
+        for k in (1, 2):
+            runs[k].append(measured(args.spec, k))
+    speedups = [a["seconds"] / b["seconds"] for a, b in zip(runs[1], runs[2])]
+    out = {"spec": Path(args.spec).name, "runs": runs, "speedup": statistics.median(speedups),
+           "target": TARGET, "met": statistics.median(speedups) >= TARGET}
+    print(f"{Path(args.spec).name}, {args.repeats} repeat(s):")
+    for k, rs in runs.items():
+        s = statistics.median(r["seconds"] for r in rs)
+        e = rs[0]["trial_epochs"]
+        cpu = statistics.median(r["cpu_utilisation"] or 0 for r in rs)
+        print(f"  {k} at a time: {s:.1f} s, {e / s:.1f} trial-epochs/s, CPU utilisation "
+              f"{cpu:.0%}")
+    print(f"  speed-up 1 -> 2: {out['speedup']:.2f}x (target >= {TARGET}): "
+          f"{'met' if out['met'] else 'NOT met'}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
