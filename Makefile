@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fashion_baseline.py
 	$(BIN)/python benchmarks/report_scale.py
 	$(BIN)/python benchmarks/augment_cost.py
+	$(BIN)/python benchmarks/trainer_speed.py
 
 bench-asha: $(STAMP)
 	$(BIN)/python benchmarks/asha_agreement.py

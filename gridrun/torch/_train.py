@@ -54,6 +54,11 @@ IMPLEMENTED = tuple(techniques.for_framework("torch"))
 REPORT_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                "epoch_seconds", "params")
 EVAL_BATCH = 1024  # evaluation only; bounds memory, does not change the numbers
+# On CPU the forward pass of an evaluation batch runs in chunks of EVAL_CHUNK images: a
+# 1024-image batch's activations overflow the caches (simple_cnn on 28x28 evaluates 2-2.5x
+# slower, resnet20 2.7x). Each image's logits do not depend on the chunk (bit for bit); the
+# loss is still summed per EVAL_BATCH, so the reported numbers stay exactly as they were.
+EVAL_CHUNK = 128
 
 
 def train(config: Mapping[str, Any], data, *, seed: int,
@@ -413,11 +418,19 @@ def _evaluate(model, x: torch.Tensor, y: torch.Tensor, standardize) -> tuple[flo
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, len(y), EVAL_BATCH):
-        logits = model(standardize(x[start:start + EVAL_BATCH]))
+        logits = _logits(model, x[start:start + EVAL_BATCH], standardize)
         yb = y[start:start + EVAL_BATCH]
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
     return loss_sum.item() / len(y), correct.item() / len(y)
+
+
+def _logits(model, x: torch.Tensor, standardize) -> torch.Tensor:
+    """``model(standardize(x))``, on CPU computed EVAL_CHUNK images at a time (see there)."""
+    if x.device.type != "cpu" or len(x) <= EVAL_CHUNK:
+        return model(standardize(x))
+    return torch.cat([model(standardize(x[i:i + EVAL_CHUNK]))
+                      for i in range(0, len(x), EVAL_CHUNK)])
 
 
 # ---------------------------------------------------------------- helpers

@@ -70,6 +70,31 @@ def test_test_set_is_evaluated_once_and_only_after_the_last_epoch(make_data, con
     assert sizes == [200]
 
 
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_chunked_evaluation_gives_the_whole_batch_numbers_exactly(backbone, make_data):
+    # On CPU evaluation runs EVAL_CHUNK images at a time (cache-sized): an image's logits
+    # must not depend on the chunking, so val_loss and val_acc are those of whole batches.
+    data = _train.prepare_data(make_data(n_val=300, size=32, channels=3), "cpu")
+    torch.manual_seed(0)
+    model = build_model(backbone, 3, 4, 32, batchnorm=True, dropout=0.0)
+    with torch.no_grad():  # non-trivial batch-norm statistics for eval mode
+        model.train()(torch.rand(64, 3, 32, 32) * 3)
+    x, y = data.x_val, data.y_val
+
+    def whole_batches():
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        with torch.inference_mode():
+            for start in range(0, len(y), _train.EVAL_BATCH):
+                logits = model.eval()(data.standardize(x[start:start + _train.EVAL_BATCH]))
+                yb = y[start:start + _train.EVAL_BATCH]
+                loss_sum += torch.nn.functional.cross_entropy(logits, yb, reduction="sum")
+                correct += (logits.argmax(1) == yb).sum()
+        return loss_sum.item() / len(y), correct.item() / len(y)
+
+    assert len(y) > _train.EVAL_CHUNK  # the chunking is exercised
+    assert _train._evaluate(model, x, y, data.standardize) == whole_batches()
+
+
 def test_same_seed_same_reports_other_seed_other_reports(data, config):
     cfg = config(augmentation=True, dropout=0.25)
     first, second = run(cfg, data, seed=3)[0], run(cfg, data, seed=3)[0]
