@@ -2,7 +2,7 @@
 trainers, with ``framework`` as a factor, so the report shows every effect per framework.
 
 2 frameworks x 2^4 techniques = 32 configurations x 3 seeds = 96 trials of 5 epochs on
-12,000 training images, every trial to the full budget (about 15 minutes on 2 CPU cores).
+12,000 training images, every trial to the full budget (about 20 minutes on 2 CPU cores).
 Needs PyTorch and TensorFlow (pip install 'gridrun[torch,tensorflow]') and the Fashion-MNIST
 IDX files in $GRIDRUN_DATA_DIR. ``python benchmarks/framework_parity.py`` runs it and checks
 the two frameworks against each other.
