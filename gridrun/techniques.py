@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Technique", "TECHNIQUES", "get", "names", "check_value", "suggest", "same_level",
-           "FIRST", "GROUPS", "FRAMEWORKS", "for_framework"]
+           "FIRST", "GROUPS", "FRAMEWORKS", "for_framework", "check_config"]
 
 
 @dataclass(frozen=True)
@@ -210,6 +210,37 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in _ALL}
 def for_framework(framework: str) -> list[str]:
     """The techniques the ``framework``'s trainer implements."""
     return [n for n, t in TECHNIQUES.items() if framework in t.frameworks]
+
+
+def check_config(config, framework: str) -> dict:
+    """A trainer's config checked against the registry: every technique ``framework``
+    implements, each with an allowed value, and nothing else; the framework must be
+    ``framework``. Returns the values normalised; ValueError for an unknown key (with a
+    suggestion), a missing key or a value the registry does not allow."""
+    from collections.abc import Mapping
+
+    implemented = for_framework(framework)
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config must be a mapping, got {type(config).__name__}")
+    unknown = [k for k in config if k not in implemented]
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}: the "
+                         f"{framework} trainer implements {', '.join(implemented)}"
+                         f"{suggest(unknown[0], implemented)}")
+    missing = [k for k in implemented if k not in config]
+    if missing:
+        raise ValueError(f"config is missing {', '.join(map(repr, missing))}; "
+                         f"gridrun.design.resolve_config fills in the registry defaults")
+    checked = {}
+    for name in implemented:
+        try:
+            checked[name] = check_value(get(name), config[name])
+        except ValueError as err:
+            raise ValueError(f"config[{name!r}]: {err}") from None
+    if checked["framework"] != framework:
+        raise ValueError(f"config['framework'] is {checked['framework']!r}; this is the "
+                         f"{framework} trainer")
+    return checked
 
 
 def names() -> list[str]:

@@ -360,28 +360,10 @@ class Trainer:
 # ---------------------------------------------------------------- helpers
 
 def check_config(config: Mapping[str, Any]) -> dict:
-    """The config's values checked against the registry, as the PyTorch trainer checks."""
-    if not isinstance(config, Mapping):
-        raise ValueError(f"config must be a mapping, got {type(config).__name__}")
-    unknown = [k for k in config if k not in IMPLEMENTED]
-    if unknown:
-        raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}: the "
-                         f"tensorflow trainer implements {', '.join(IMPLEMENTED)}"
-                         f"{techniques.suggest(unknown[0], IMPLEMENTED)}")
-    missing = [k for k in IMPLEMENTED if k not in config]
-    if missing:
-        raise ValueError(f"config is missing {', '.join(map(repr, missing))}; "
-                         f"gridrun.design.resolve_config fills in the registry defaults")
-    checked = {}
-    for name in IMPLEMENTED:
-        try:
-            checked[name] = techniques.check_value(techniques.get(name), config[name])
-        except ValueError as err:
-            raise ValueError(f"config[{name!r}]: {err}") from None
-    if checked.get("framework", "tensorflow") != "tensorflow":
-        raise ValueError(f"config['framework'] is {checked['framework']!r}; this is the "
-                         f"tensorflow trainer")
-    return checked
+    """The config's values, checked against the registry
+    (``gridrun.techniques.check_config``); ValueError for an unknown key, a missing key or
+    a value the registry does not allow."""
+    return techniques.check_config(config, "tensorflow")
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict:

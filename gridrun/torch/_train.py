@@ -436,30 +436,10 @@ def _logits(model, x: torch.Tensor, standardize) -> torch.Tensor:
 # ---------------------------------------------------------------- helpers
 
 def check_config(config: Mapping[str, Any]) -> dict:
-    """The config's values, checked against the registry; ValueError for an unknown key,
-    a missing key or a value the registry does not allow."""
-    if not isinstance(config, Mapping):
-        raise ValueError(f"config must be a mapping, got {type(config).__name__}")
-    unknown = [k for k in config if k not in IMPLEMENTED]
-    if unknown:
-        k = unknown[0]
-        raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}: the torch "
-                         f"trainer implements {', '.join(IMPLEMENTED)}"
-                         f"{techniques.suggest(k, IMPLEMENTED)}")
-    missing = [k for k in IMPLEMENTED if k not in config]
-    if missing:
-        raise ValueError(f"config is missing {', '.join(map(repr, missing))}; "
-                         f"gridrun.design.resolve_config fills in the registry defaults")
-    checked = {}
-    for name in IMPLEMENTED:
-        try:
-            checked[name] = techniques.check_value(techniques.get(name), config[name])
-        except ValueError as err:
-            raise ValueError(f"config[{name!r}]: {err}") from None
-    if checked["framework"] != "torch":
-        raise ValueError(f"config['framework'] is {checked['framework']!r}; this is the "
-                         f"torch trainer")
-    return checked
+    """The config's values, checked against the registry
+    (``gridrun.techniques.check_config``); ValueError for an unknown key, a missing key or
+    a value the registry does not allow."""
+    return techniques.check_config(config, "torch")
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict:
