@@ -7,11 +7,13 @@ splits and reported metrics.
     >>> summary = train(config, data, seed=0, report=print)          # doctest: +SKIP
 
 Reads top to bottom: ``train`` (a loop over a Trainer), then the Trainer: check the config,
-take the data as tensors (``_data.py``), build the model (``_models.py``), the optimizer
-(``_optim.py``, PyTorch's equations) and the random streams of one seed, then train one
-epoch per ``step``: an epoch is one ``tf.function`` looping over a ``tf.data`` pipeline
-that gathers each batch and augments it whole (``_augment.py``), prefetching the next
-batch while one trains. Then checkpoints (``to_bytes``/``from_bytes``), then evaluation.
+take the data as tensors (``_data.py``), get the compiled model, optimizer (PyTorch's
+equations, ``_optim.py``) and step of its structure (``_program.py``, shared with the
+trainers of the same structure; this trainer keeps its own weights and optimizer state)
+and the random streams of one seed, then train one epoch per ``step``: a Python loop of
+compiled steps over a ``tf.data`` pipeline that gathers each batch and augments it whole
+(``_augment.py``), prefetching the next batch while one trains. Then checkpoints
+(``to_bytes``/``from_bytes``), then evaluation.
 
 Randomness: initialisation and dropout come from seeds derived from the trial's seed; the
 data order from a numpy generator whose state is checkpointed; augmentation from stateless
