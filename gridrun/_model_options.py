@@ -12,7 +12,7 @@ import math
 from gridrun import techniques
 
 __all__ = ["MIN_IMAGE_SIZE", "BACKBONES", "ACTIVATIONS", "POOLINGS", "DEPTHS", "LEAKY_SLOPE",
-           "check_backbone", "check_choice", "check_width", "check_depth"]
+           "check_backbone", "check_choice", "check_width", "check_depth", "check_options"]
 
 MIN_IMAGE_SIZE = 8
 #: Every backbone the trainers build, in the order the registry lists them.
@@ -78,3 +78,28 @@ def check_depth(backbone: str, depth) -> int | None:
         raise ValueError(f"depth {depth!r} is not one of {backbone}'s; allowed: "
                          f"{', '.join(map(str, allowed))} or None")
     return depth
+
+
+def check_options(framework: str, backbone, in_channels: int, num_classes: int, image_size,
+                  batchnorm, dropout, activation, pooling, global_pool, width, depth,
+                  implemented=BACKBONES) -> tuple:
+    """Every argument of a trainer's ``build_model`` checked, as one tuple: (backbone,
+    batchnorm, dropout, activation, pooling, global_pool, width, depth, (h, w)).
+    ValueError names the bad value and what is allowed."""
+    backbone = check_backbone(backbone, framework, implemented)
+    batchnorm = techniques.check_value(techniques.get("batchnorm"), batchnorm)
+    dropout = techniques.check_value(techniques.get("dropout"), dropout)
+    act = check_choice("activation", activation, ACTIVATIONS)
+    pool = check_choice("pooling", pooling, POOLINGS)
+    if not isinstance(global_pool, bool):
+        raise ValueError(f"global_pool must be True or False, got {global_pool!r}")
+    width = check_width(width)
+    depth = check_depth(backbone, depth)
+    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if min(h, w) < MIN_IMAGE_SIZE:
+        raise ValueError(f"image size {h}x{w} is too small; backbones need at least "
+                         f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}")
+    if in_channels < 1 or num_classes < 2:
+        raise ValueError(f"need in_channels >= 1 and num_classes >= 2, got {in_channels} "
+                         f"and {num_classes}")
+    return backbone, batchnorm, dropout, act, pool, global_pool, width, depth, (h, w)

@@ -46,10 +46,8 @@ import hashlib
 import keras
 import numpy as np
 
-from gridrun import techniques
 from gridrun._model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE,
-                                     MIN_IMAGE_SIZE, POOLINGS, check_backbone,
-                                     check_choice, check_depth, check_width)
+                                     MIN_IMAGE_SIZE, POOLINGS, check_options)
 # The base/head split, parameter count and freezing live beside the architectures; they
 # are re-exported so that one module is the models' interface, as in gridrun.torch.
 from gridrun.keras._split import (backbone_name, base_frozen, base_layers, base_variables,
@@ -86,24 +84,11 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     Raises ValueError for an unknown backbone or option value (naming the allowed values),
     a bad dropout rate or seed, or an image smaller than 8x8.
     """
-    backbone = check_backbone(backbone, "tensorflow")
-    batchnorm = techniques.check_value(techniques.get("batchnorm"), batchnorm)
-    dropout = techniques.check_value(techniques.get("dropout"), dropout)
-    act = check_choice("activation", activation, ACTIVATIONS)
-    pool = check_choice("pooling", pooling, POOLINGS)
-    if not isinstance(global_pool, bool):
-        raise ValueError(f"global_pool must be True or False, got {global_pool!r}")
-    width = check_width(width)
-    depth = check_depth(backbone, depth)
+    backbone, batchnorm, dropout, act, pool, global_pool, width, depth, (h, w) = \
+        check_options("tensorflow", backbone, in_channels, num_classes, image_size, batchnorm,
+                      dropout, activation, pooling, global_pool, width, depth)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if min(h, w) < MIN_IMAGE_SIZE:
-        raise ValueError(f"image size {h}x{w} is too small; backbones need at least "
-                         f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}")
-    if in_channels < 1 or num_classes < 2:
-        raise ValueError(f"need in_channels >= 1 and num_classes >= 2, got {in_channels} "
-                         f"and {num_classes}")
     b = _Builder(batchnorm, dropout, act, pool, global_pool, width, int(seed))
     inputs = keras.Input((h, w, in_channels), name="input", dtype="float32")
     if backbone == "simple_cnn":

@@ -14,15 +14,14 @@ other classes. Sources are parsed, downloaded and cached as for the torch traine
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import zipfile
 
 import keras
 import numpy as np
 
+from gridrun._storage import Location
 from gridrun._weights_source import resolve_source, weights_cache_dir
 from gridrun.keras._split import backbone_name, base_variables, head_name
 
@@ -45,20 +44,7 @@ def model_bytes(model: keras.Model) -> bytes:
 def save_weights(model: keras.Model, path: str | os.PathLike) -> None:
     """Write :func:`model_bytes` to ``path`` atomically (a temporary file beside it, then
     renamed): an interrupted write leaves the previous file, never half a file."""
-    path = os.fspath(path)
-    data = model_bytes(model)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
-                               prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    Location(os.fspath(path)).write_bytes(model_bytes(model))
 
 
 # ---------------------------------------------------------------- loading

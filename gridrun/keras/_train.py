@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from gridrun import techniques
 from gridrun._rules import EarlyStopping, lr_at, resolve_lr
+from gridrun._storage import Location
 from gridrun.data._problems import trial_problems
 from gridrun.keras._augment import augment_batch
 from gridrun.keras._data import epoch_batches, prepare_data
@@ -344,10 +345,7 @@ class Trainer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_bytes` to ``path`` atomically (temporary file, then replace)."""
-        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(self.to_bytes())
-        os.replace(tmp, path)
+        Location(os.fspath(path)).write_bytes(self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike, data) -> "Trainer":

@@ -32,10 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridrun import techniques
 from gridrun._model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE,
-                                     MIN_IMAGE_SIZE, POOLINGS, check_backbone,
-                                     check_choice, check_depth, check_width)
+                                     MIN_IMAGE_SIZE, POOLINGS, check_options)
 
 __all__ = ["build_model", "count_parameters", "MIN_IMAGE_SIZE", "BACKBONES", "ACTIVATIONS",
            "POOLINGS", "DEPTHS", "head_name", "base_parameters", "head_parameters",
@@ -77,22 +75,9 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     Raises ValueError for an unknown backbone or option value (naming the allowed values),
     a bad dropout rate or an image smaller than 8x8.
     """
-    backbone = check_backbone(backbone, "torch")
-    batchnorm = techniques.check_value(techniques.get("batchnorm"), batchnorm)
-    dropout = techniques.check_value(techniques.get("dropout"), dropout)
-    act = check_choice("activation", activation, ACTIVATIONS)
-    pool = check_choice("pooling", pooling, POOLINGS)
-    if not isinstance(global_pool, bool):
-        raise ValueError(f"global_pool must be True or False, got {global_pool!r}")
-    width = check_width(width)
-    depth = check_depth(backbone, depth)
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if min(h, w) < MIN_IMAGE_SIZE:
-        raise ValueError(f"image size {h}x{w} is too small; backbones need at least "
-                         f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}")
-    if in_channels < 1 or num_classes < 2:
-        raise ValueError(f"need in_channels >= 1 and num_classes >= 2, got {in_channels} "
-                         f"and {num_classes}")
+    backbone, batchnorm, dropout, act, pool, global_pool, width, depth, (h, w) = \
+        check_options("torch", backbone, in_channels, num_classes, image_size, batchnorm,
+                      dropout, activation, pooling, global_pool, width, depth)
     opts = _Options(act, pool, global_pool, width)
     size = (h, w)
     if backbone == "simple_cnn":
