@@ -194,6 +194,20 @@ _ALL = (
        choices=("none", "oversample", "class_weight")),
     _t("label_noise", "float", 0.0, "Induced label noise: this fraction of training labels "
        "changed to another class.", "data", minimum=0.0, maximum=1.0, max_exclusive=True),
+    # -- speed: how the trainer computes, not what it learns (PyTorch's trainer only)
+    _t("precision", "choice", "fp32",
+       "Arithmetic of the forward pass: fp32, or bf16 (torch.autocast to bfloat16: weights, "
+       "optimizer state and the loss stay float32). Faster where the device has bfloat16 "
+       "units (recent GPUs); as a factor it shows whether accuracy holds.", "speed",
+       choices=("fp32", "bf16"), frameworks=("torch",)),
+    _t("channels_last", "bool", False,
+       "Model weights and batches in channels-last (NHWC) memory layout: faster "
+       "convolutions on GPUs with tensor cores (and max-pooling on CPU); the same numbers up "
+       "to floating-point rounding.", "speed", frameworks=("torch",)),
+    _t("compile", "bool", False,
+       "torch.compile the model: fused kernels; the first epoch pays the compilation (tens "
+       "of seconds); the same numbers up to floating-point rounding.", "speed",
+       frameworks=("torch",)),
 )
 
 # The techniques of the first registry. Trial ids hash these always, and a technique added
@@ -202,7 +216,7 @@ _ALL = (
 FIRST = ("augmentation", "crop", "batchnorm", "dropout", "optimizer", "lr", "weight_decay",
          "backbone", "epochs", "batch_size")
 GROUPS = ("framework", "input", "augmentation", "architecture", "transfer", "regularization",
-          "optimization", "data")
+          "optimization", "data", "speed")
 
 TECHNIQUES: dict[str, Technique] = {t.name: t for t in _ALL}
 
@@ -222,6 +236,14 @@ def check_config(config, framework: str) -> dict:
     implemented = for_framework(framework)
     if not isinstance(config, Mapping):
         raise ValueError(f"config must be a mapping, got {type(config).__name__}")
+    # A technique another framework implements may be present at its default (configs come
+    # from resolve_config, which fills in the whole registry): it asks for nothing here.
+    elsewhere = [k for k in config if k in TECHNIQUES and k not in implemented]
+    for k in elsewhere:
+        if not same_level(config[k], TECHNIQUES[k].default):
+            raise ValueError(f"{k!r} is not implemented by the {framework} trainer (it is by: "
+                             f"{', '.join(TECHNIQUES[k].frameworks)})")
+    config = {k: v for k, v in config.items() if k not in elsewhere}
     unknown = [k for k in config if k not in implemented]
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}: the "

@@ -71,6 +71,24 @@ def test_a_technique_one_framework_lacks_is_refused_for_that_framework(monkeypat
         spec(framework="tensorflow", fixed={"mixup": 0.2})
 
 
+def test_the_speed_techniques_are_torch_only_and_leave_tensorflow_configs_alone():
+    for name in ("precision", "channels_last", "compile"):
+        assert techniques.get(name).frameworks == ("torch",)
+    with pytest.raises(SpecError, match="'precision' is not implemented by the tensorflow"):
+        spec(framework="tensorflow", fixed={"precision": "bf16"})
+    # a tensorflow trial's config holds them at their defaults: the Keras trainer accepts it
+    config = expand(spec(framework="tensorflow"))[0].config
+    checked = techniques.check_config(config, "tensorflow")
+    assert "precision" in config and "precision" not in checked
+    with pytest.raises(ValueError, match="'compile' is not implemented by the tensorflow"):
+        techniques.check_config({**config, "compile": True}, "tensorflow")
+    # and they do not change the ids of trials that leave them alone
+    t = expand(spec())[0]
+    old = {k: v for k, v in t.config.items()
+           if k not in ("framework", "precision", "channels_last", "compile")}
+    assert t.trial_id == trial_id(old, t.seed)
+
+
 def test_a_framework_that_is_not_installed_fails_before_ray_starts(monkeypatch, tmp_path):
     pytest.importorskip("ray")
     import importlib.util

@@ -145,6 +145,13 @@ class Trainer:
                                      depth=cfg["depth"]).to(self.device)
         if cfg["pretrained"]:
             load_pretrained(self.model, cfg["pretrained"])
+        # How the model computes (the registry's "speed" group): memory layout, compilation
+        # and autocast. self.model stays the plain module: checkpoints and weights are its.
+        self._channels_last = cfg["channels_last"]
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._net = torch.compile(self.model) if cfg["compile"] else self.model
+        self._bf16 = cfg["precision"] == "bf16"
         self.params = count_parameters(self.model)
         self.lr = resolve_lr(cfg["optimizer"], cfg["lr"])
         self.optimizer = make_optimizer(cfg["optimizer"], self.model.parameters(), self.lr,
@@ -230,7 +237,7 @@ class Trainer:
             return self._finish_epoch(metrics, epoch, start)
         with self._own_global_rng():
             train_loss, train_acc = self._train_epoch()
-        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, self.normalize)
+        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, self._forward)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             cfg = self.config
             raise RuntimeError(
@@ -261,7 +268,7 @@ class Trainer:
             self._restored = {**metrics, "epoch_seconds": 0.0}
             return metrics
         self.model.load_state_dict(self._best_weights)
-        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, self.normalize)
+        val_loss, val_acc = _evaluate(self.model, data.x_val, data.y_val, self._forward)
         self._restored = {"train_loss": None, "train_acc": None, "val_loss": val_loss,
                           "val_acc": val_acc, "lr": 0.0, "params": self.params}
         return {**metrics, "val_loss": val_loss, "val_acc": val_acc,
@@ -274,7 +281,7 @@ class Trainer:
             self.best_val_acc, self.best_epoch = metrics["val_acc"], epoch
         if epoch == self.epochs:  # the only look at the test set
             metrics["test_acc"] = _evaluate(self.model, data.x_test, data.y_test,
-                                            self.normalize)[1]
+                                            self._forward)[1]
         self.epoch = epoch
         self.seconds += time.perf_counter() - start
         return metrics
@@ -303,7 +310,7 @@ class Trainer:
             xb, targets = augment_batch(cfg, xb, yb, self._aug_gen, data.num_classes)
             if self._scheduled:
                 apply_lr(optimizer, self._lr_now())
-            logits = model(self.normalize(xb))
+            logits = self._forward(xb)
             loss = batch_loss(cfg, logits, targets, model, None if view is None
                               else view.weights)
             optimizer.zero_grad(set_to_none=True)
@@ -316,6 +323,19 @@ class Trainer:
             loss_sum += loss.detach() * len(yb)
             correct += (logits.detach().argmax(1) == hard).sum()
         return loss_sum.item() / n, correct.item() / n
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's float32 logits for a batch of images as stored: normalized, in the
+        trainer's memory layout, the forward pass under bfloat16 autocast with
+        precision="bf16"."""
+        x = self.normalize(x)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if not self._bf16:
+            return self._net(x)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            logits = self._net(x)
+        return logits.float()
 
     # ---------------------------------------------------------------- checkpoint
 
@@ -412,25 +432,25 @@ class Trainer:
 # ---------------------------------------------------------------- evaluate
 
 @torch.inference_mode()
-def _evaluate(model, x: torch.Tensor, y: torch.Tensor, standardize) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over the whole split, in eval mode."""
+def _evaluate(model, x: torch.Tensor, y: torch.Tensor, forward) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over the whole split, ``model`` in eval mode;
+    ``forward`` maps a batch of images as stored to the model's logits."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, len(y), EVAL_BATCH):
-        logits = _logits(model, x[start:start + EVAL_BATCH], standardize)
+        logits = _logits(forward, x[start:start + EVAL_BATCH])
         yb = y[start:start + EVAL_BATCH]
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
-def _logits(model, x: torch.Tensor, standardize) -> torch.Tensor:
-    """``model(standardize(x))``, on CPU computed EVAL_CHUNK images at a time (see there)."""
+def _logits(forward, x: torch.Tensor) -> torch.Tensor:
+    """``forward(x)``, on CPU computed EVAL_CHUNK images at a time (see there)."""
     if x.device.type != "cpu" or len(x) <= EVAL_CHUNK:
-        return model(standardize(x))
-    return torch.cat([model(standardize(x[i:i + EVAL_CHUNK]))
-                      for i in range(0, len(x), EVAL_CHUNK)])
+        return forward(x)
+    return torch.cat([forward(x[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
 
 
 # ---------------------------------------------------------------- helpers

@@ -468,6 +468,70 @@ def act_label_noise():
     changes_training("label_noise", 0.25, data=GRAY)
 
 
+# -- speed: how the model computes, not what it learns ---------------------------------------
+def first_conv_io(t):
+    """(input, output) of the model's first convolution in its next training step."""
+    conv = next(m for m in t.model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = {}
+    def hook(module, inputs, output):
+        seen.setdefault("io", (inputs[0], output))
+
+    handle = conv.register_forward_hook(hook)
+    try:
+        t.step()
+    finally:
+        handle.remove()
+    return seen["io"]
+
+
+def learns_like_plain(t, plain, *, atol):
+    """Same seed, same batches: the weights after training equal plain fp32 training's up to
+    rounding (``atol``), stay float32, and the checkpoint holds the plain module's keys."""
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())
+    diff = (flat(t.model) - flat(plain.model)).abs().max().item()
+    assert diff < atol, f"weights differ from plain training by {diff}"
+    assert set(t.state_dict()["model"]) == set(plain.state_dict()["model"])
+
+
+def act_channels_last():
+    t = Trainer(cfg(channels_last=True), DATA, seed=0, device="cpu")
+    x, _ = first_conv_io(t)
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    weight = next(p for p in t.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert not weight.is_contiguous()
+    plain, _ = trainer()
+    learns_like_plain(t, plain, atol=1e-4)
+    again = Trainer.from_bytes(t.to_bytes(), DATA, device="cpu")  # the layout survives
+    assert next(p for p in again.model.parameters() if p.dim() == 4 and p.shape[1] > 1) \
+        .is_contiguous(memory_format=torch.channels_last)
+
+
+def act_precision():
+    t = Trainer(cfg(precision="bf16"), DATA, seed=0, device="cpu")
+    x, out = first_conv_io(t)
+    assert x.dtype == torch.float32 and out.dtype == torch.bfloat16
+    plain, _ = trainer()
+    # bfloat16 keeps 8 bits of mantissa: close to fp32 training, not equal to it
+    learns_like_plain(t, plain, atol=0.05)
+    assert not torch.equal(flat(t.model), flat(plain.model))
+    b, reports = trainer(precision="bf16")
+    assert math.isfinite(reports[0]["train_loss"]) and reports[0]["val_acc"] > 0.3
+    c, _ = trainer(precision="bf16")
+    assert torch.equal(flat(b.model), flat(c.model)), "bf16 training is not seeded"
+
+
+def act_compile():
+    # Compiling costs tens of seconds on CPU: one trainer, checked every way at once.
+    t, reports = trainer(compile=True)
+    assert t._net is not t.model and isinstance(t._net, torch.nn.Module)
+    plain, plain_reports = trainer()
+    learns_like_plain(t, plain, atol=1e-4)
+    assert reports[0]["val_acc"] == pytest.approx(plain_reports[0]["val_acc"], abs=0.02)
+    again = Trainer.from_bytes(t.to_bytes(), DATA, device="cpu")
+    assert torch.equal(flat(again.model), flat(t.model))
+
+
 ACTS = {name[len("act_"):]: fn for name, fn in dict(globals()).items()
         if name.startswith("act_")}
 NEEDS_WEIGHTS = {"pretrained", "freeze_epochs", "finetune_lr"}

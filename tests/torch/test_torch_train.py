@@ -92,7 +92,8 @@ def test_chunked_evaluation_gives_the_whole_batch_numbers_exactly(backbone, make
         return loss_sum.item() / len(y), correct.item() / len(y)
 
     assert len(y) > _train.EVAL_CHUNK  # the chunking is exercised
-    assert _train._evaluate(model, x, y, data.standardize) == whole_batches()
+    assert _train._evaluate(model, x, y, lambda xb: model(data.standardize(xb))) \
+        == whole_batches()
 
 
 def test_same_seed_same_reports_other_seed_other_reports(data, config):
