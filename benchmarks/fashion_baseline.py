@@ -31,6 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default=None,
                         help="torch device, e.g. cpu or cuda (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--out", default=None, help="write the results as JSON to this file")
     return parser.parse_args()
 
 
@@ -60,6 +61,14 @@ def main() -> None:
           f"device {summary['device']}")
     print(f"mean seconds/epoch {sum(seconds) / len(seconds):.2f}  "
           f"total {summary['seconds']:.1f} s")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"backbone": args.backbone, "epochs": args.epochs,
+                       "train_images": len(data.y_train), "test_acc": summary["test_acc"],
+                       "best_val_acc": summary["best_val_acc"],
+                       "seconds_per_epoch": sum(seconds) / len(seconds),
+                       "seconds": summary["seconds"], "device": summary["device"]}, f,
+                      indent=2)
 
 
 if __name__ == "__main__":

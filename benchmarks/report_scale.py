@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--budget", type=int, default=None,
                     help=f"epoch to compare at (e.g. {EPOCHS}: survivors only)")
+    ap.add_argument("--out", default=None, help="write the results as JSON to this file")
     args = ap.parse_args()
     t0 = time.perf_counter()
     run = build(args.seeds)
@@ -96,6 +97,10 @@ def main() -> None:
     print(f"total         {t_read + t_analyze:6.2f} s")
     for label, seconds in cli.items():
         print(f"{label:42s} {seconds:6.2f} s (whole command, fresh process)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(
+            {"trials": len(trials), "epoch_rows": len(epochs), "read_seconds": t_read,
+             "analyze_seconds": t_analyze, "cli_seconds": cli}, indent=2))
 
 
 def _time_cli(run_dir: Path, extra: list[str]) -> float:

@@ -27,8 +27,15 @@ images/s, and "of peak" its fraction of this machine's float32 matmul peak (2048
 best of --repeats, with the same threads). Above 100% means the framework's convolutions
 do fewer operations than direct convolution (TensorFlow's do, on this model and CPU).
 
+On a GPU, ``--device cuda`` runs the torch side there (the dataset resident on the GPU),
+and ``--fast`` gives both loops the GPU fast path: channels-last layout, bfloat16 autocast
+and, with ``--compile``, ``torch.compile`` (the trainer through its ``channels_last``,
+``precision`` and ``compile`` techniques, the plain loop by hand); the peak is then the
+bfloat16 matmul's.
+
     GRIDRUN_DATA_DIR=path/to/data python benchmarks/trainer_speed.py
     python benchmarks/trainer_speed.py --epochs 7 --threads 2 --out trainer_speed.json
+    python benchmarks/trainer_speed.py --device cuda --backbone resnet20 --fast --frameworks torch
 """
 
 from __future__ import annotations
@@ -66,6 +73,14 @@ def parse_args() -> argparse.Namespace:
                         help="backbone (default simple_cnn)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="matmul-peak repeats, best taken (default 5)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="device of the torch side (default cpu)")
+    parser.add_argument("--fast", action="store_true",
+                        help="torch: channels-last and bfloat16 autocast in both loops")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch: also torch.compile the model in both loops")
+    parser.add_argument("--frameworks", default="torch,keras",
+                        help="comma-separated: torch, keras (default both)")
     parser.add_argument("--only", choices=("torch", "keras"), default=None,
                         help="run one framework's section in this process (used internally)")
     parser.add_argument("--out", default=None, help="write the results as JSON to this file")
@@ -79,9 +94,14 @@ def load(args: argparse.Namespace):
 
 def config(args: argparse.Namespace, framework: str) -> dict:
     # one epoch more than run: the last epoch's test evaluation never enters a timing
+    speed = {}
+    if framework == "torch" and args.fast:
+        speed = {"channels_last": True, "precision": "bf16"}
+    if framework == "torch" and args.compile:
+        speed["compile"] = True
     return resolve_config({"framework": framework, "backbone": args.backbone},
                           {"epochs": args.epochs + 2, "batch_size": args.batch,
-                           "optimizer": "sgd", "lr": 0.05, "momentum": 0.9})
+                           "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, **speed})
 
 
 def alternate(a, b, epochs: int) -> tuple[list, list]:
@@ -137,20 +157,31 @@ def torch_section(args: argparse.Namespace) -> dict:
     from gridrun.torch import Trainer, prepare_data
 
     torch.set_num_threads(args.threads)
-    data = prepare_data(load(args), "cpu")
+    device = torch.device(args.device)
+    data = prepare_data(load(args), device)
     x, y, n = data.x_train, data.y_train, len(data.y_train)
-    trainer = Trainer(config(args, "torch"), data, seed=SEED, device="cpu")
-    model = copy.deepcopy(trainer.model)  # same structure and initial weights
+    trainer = Trainer(config(args, "torch"), data, seed=SEED, device=device)
+    model = copy.deepcopy(trainer.model)  # same structure, layout and initial weights
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    net = torch.compile(model) if args.compile else model
     gen = torch.Generator().manual_seed(SEED)
     train_seconds = timed_train_pass(trainer)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def forward(xb):
+        xb = data.standardize(xb)
+        if not args.fast:
+            return net(xb)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return net(xb.contiguous(memory_format=torch.channels_last)).float()
 
     @torch.inference_mode()
     def validate() -> None:
         model.eval()
-        loss, hits = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        loss = torch.zeros((), device=device)
+        hits = torch.zeros((), dtype=torch.long, device=device)
         for s in range(0, len(data.y_val), args.batch):
-            logits = model(data.standardize(data.x_val[s:s + args.batch]))
+            logits = forward(data.x_val[s:s + args.batch])
             yb = data.y_val[s:s + args.batch]
             loss += F.cross_entropy(logits, yb, reduction="sum")
             hits += (logits.argmax(1) == yb).sum()
@@ -159,13 +190,14 @@ def torch_section(args: argparse.Namespace) -> dict:
     def plain() -> tuple[float, float]:
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen).to(device)
         for s in range(0, n, args.batch):
             idx = order[s:s + args.batch]
-            loss = F.cross_entropy(model(data.standardize(x[idx])), y[idx])
+            loss = F.cross_entropy(forward(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        sync()
         mid = time.perf_counter()
         validate()
         return mid - start, time.perf_counter() - start
@@ -176,12 +208,20 @@ def torch_section(args: argparse.Namespace) -> dict:
         return train_seconds[-1], time.perf_counter() - start
 
     tr, pl = alternate(gridrun_step, plain, args.epochs)
-    flops = training_flops(trainer.model, data.image_shape)
-    peaks = {t: matmul_peak(t, args.repeats) for t in sorted({1, args.threads,
-                                                              os.cpu_count() or 1})}
-    return {"rows": rows_of("torch", n, tr, pl), "flops_per_image": flops,
-            "peak_flops": peaks, "torch": torch.__version__, "train_images": n,
-            "val_images": len(data.y_val)}
+    flops = training_flops(copy.deepcopy(trainer.model).float().cpu(), data.image_shape)
+    dtype = torch.bfloat16 if args.fast else torch.float32
+    if device.type == "cuda":
+        peaks = {str(args.threads): matmul_peak(args.threads, args.repeats, device=device,
+                                                dtype=dtype, size=8192)}
+    else:
+        peaks = {t: matmul_peak(t, args.repeats, dtype=dtype)
+                 for t in sorted({1, args.threads, os.cpu_count() or 1})}
+    side = "torch" if device.type == "cpu" else f"torch {device.type}"
+    return {"rows": rows_of(side + (" fast" if args.fast else ""), n, tr, pl),
+            "flops_per_image": flops, "peak_flops": peaks, "torch": torch.__version__,
+            "train_images": n, "val_images": len(data.y_val),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or "cpu"}
 
 
 def training_flops(model, image_shape) -> float:
@@ -212,18 +252,25 @@ def training_flops(model, image_shape) -> float:
     return 2.0 * (3 * sum(macs) - macs[0])
 
 
-def matmul_peak(threads: int, repeats: int, size: int = 2048) -> float:
-    """Best float32 FLOP/s of a ``size`` x ``size`` matmul with ``threads`` torch threads."""
+def matmul_peak(threads: int, repeats: int, size: int = 2048, device="cpu",
+                dtype=None) -> float:
+    """Best FLOP/s of a ``size`` x ``size`` matmul (float32 unless ``dtype``) with
+    ``threads`` torch threads, on ``device``."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    a, b = torch.rand(size, size), torch.rand(size, size)
+    dtype = dtype or torch.float32
+    a = torch.rand(size, size, device=device).to(dtype)
+    b = torch.rand(size, size, device=device).to(dtype)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     a @ b  # warm-up
+    sync()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     torch.set_num_threads(before)
     return 2.0 * size ** 3 / best
@@ -298,7 +345,9 @@ def run_section(name: str, args: argparse.Namespace) -> dict:
         cmd = [sys.executable, __file__, "--only", name, "--out", out,
                "--epochs", str(args.epochs), "--threads", str(args.threads),
                "--train-size", str(args.train_size), "--batch", str(args.batch),
-               "--backbone", args.backbone, "--repeats", str(args.repeats)]
+               "--backbone", args.backbone, "--repeats", str(args.repeats),
+               "--device", args.device, *(["--fast"] if args.fast else []),
+               *(["--compile"] if args.compile else [])]
         subprocess.run(cmd, check=True)
         with open(out) as f:
             return json.load(f)
@@ -312,7 +361,8 @@ def add_flops(rows: list[dict], flops: float, peak: float) -> None:
 
 def print_table(result: dict) -> None:
     a = result["args"]
-    print(f"{a['backbone']} on Fashion-MNIST: {result['train_images']} training, "
+    print(f"{a['backbone']} on Fashion-MNIST ({a['device']}: {result['device_name']}"
+          f"{', fast path' if a['fast'] else ''}): {result['train_images']} training, "
           f"{result['val_images']} validation images, batch {a['batch']}, "
           f"{a['threads']} thread(s); median of {a['epochs']} alternating epochs after a "
           f"warm-up; torch {result['torch']}, tensorflow {result.get('tensorflow')}")
@@ -325,8 +375,9 @@ def print_table(result: dict) -> None:
         print(f"{r['row']:<30} {r['images_s']:>9.0f} {ratio:>14} {target:>7} {met:>4} "
               f"{r['gflops_s']:>8.2f} {r['of_peak']:>8.1%}")
     peaks = ", ".join(f"{t} thread(s) {p / 1e9:.1f}" for t, p in result["peak_flops"].items())
-    print(f"training FLOPs per image {result['flops_per_image'] / 1e6:.1f} M; float32 matmul "
-          f"peak (2048x2048, GFLOP/s): {peaks}")
+    dtype = "bfloat16" if a["fast"] else "float32"
+    print(f"training FLOPs per image {result['flops_per_image'] / 1e6:.1f} M; {dtype} matmul "
+          f"peak (GFLOP/s): {peaks}")
 
 
 def main() -> None:
@@ -337,7 +388,16 @@ def main() -> None:
         with open(args.out, "w") as f:
             json.dump(result, f)
         return
-    torch_part, keras_part = run_section("torch", args), run_section("keras", args)
+    wanted = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    if not wanted or set(wanted) - {"torch", "keras"}:
+        raise SystemExit(f"--frameworks: torch, keras or both, got {args.frameworks!r}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device here")
+    torch_part = run_section("torch", args)  # always: its model gives the FLOPs and peak
+    keras_part = run_section("keras", args) if "keras" in wanted else {"rows": []}
     peak = torch_part["peak_flops"][str(args.threads)]
     rows = torch_part["rows"] + keras_part["rows"]
     add_flops(rows, torch_part["flops_per_image"], peak)
