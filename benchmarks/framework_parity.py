@@ -1,7 +1,7 @@
 """Framework parity: the same Fashion-MNIST grid in PyTorch and in Keras, compared.
 
 Runs ``ablations/parity.py`` (framework x augmentation x batch norm x dropout x optimizer,
-3 seeds, every trial to its 5th epoch; about 20 minutes on 2 cores), or reads a finished
+5 seeds, every trial to its 5th epoch; about 37 minutes on 2 cores), or reads a finished
 run with ``--run``, and checks the two trainers against each other:
 
 - for every configuration of the techniques, the mean test accuracy over seeds in torch and
