@@ -37,6 +37,7 @@ class Bench:
     name: str
     args: tuple  # the script's arguments (besides --out)
     rows: Callable[[dict], list]  # its JSON -> table rows
+    script: str = ""  # benchmarks/<script>.py; default: the name
 
 
 def row(bench: str, measure: str, value: str, target: str = "", met=None) -> dict:
@@ -65,14 +66,15 @@ def _orchestration(r: dict) -> list:
 
 
 def _parallel(r: dict) -> list:
-    out = [row("parallel (quickstart)", "speed-up 1 -> 2 trials at a time, wall time",
+    name = "parallel (quickstart" + (")" if r.get("asha", True) else ", no ASHA)")
+    out = [row(name, "speed-up 1 -> 2 trials at a time, wall time",
                f"{r['speedup']:.2f}x", f">= {r['target']}", r["met"])]
     if r.get("throughput_speedup") is not None:
-        out.append(row("parallel (quickstart)", "speed-up in trial-epochs per second",
+        out.append(row(name, "speed-up in trial-epochs per second",
                        f"{r['throughput_speedup']:.2f}x"))
     for k, runs in sorted(r["runs"].items()):
         cpu = runs[0].get("cpu_utilisation")
-        out.append(row("parallel (quickstart)", f"{k} at a time",
+        out.append(row(name, f"{k} at a time",
                        f"{runs[0]['seconds']:.1f} s, {runs[0]['trial_epochs']} trial-epochs, "
                        f"CPU {cpu:.0%}" if cpu is not None else f"{runs[0]['seconds']:.1f} s"))
     return out
@@ -141,6 +143,7 @@ BENCHES = (
     Bench("trainer_speed", (), _trainer_speed),
     Bench("orchestration", (), _orchestration),
     Bench("parallel", (), _parallel),
+    Bench("parallel_no_asha", ("--no-asha",), _parallel, script="parallel"),
     Bench("data_path", (), _data_path),
     Bench("keras_memory", (), _keras_memory),
     Bench("augment_cost", (), _augment_cost),
@@ -166,7 +169,8 @@ def run_one(bench: Bench, out_dir: Path) -> tuple[dict | None, float, str | None
     out.unlink(missing_ok=True)
     started = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, str(HERE / f"{bench.name}.py"), *bench.args,
+        proc = subprocess.run([sys.executable, str(HERE / f"{bench.script or bench.name}.py"),
+                               *bench.args,
                                "--out", str(out)], stdout=f, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
     if proc.returncode != 0 or not out.is_file():

@@ -145,7 +145,8 @@ def synthetic_run(factors: Mapping[str, Sequence], *, value, seeds: int = 3, epo
     ids = np.array([f"t{i:07d}" for i in range(C * S)], dtype=object)
     ep_df = pd.DataFrame({"trial_id": ids[tr], "epoch": ep, "train_loss": 1 - train,
                           "train_acc": train, "val_loss": 1 - val, "val_acc": val,
-                          "lr": np.full(len(tr), 0.1), "seconds": np.ones(len(tr))})
+                          "lr": np.full(len(tr), 0.1), "seconds": np.ones(len(tr)),
+                          "rss_mb": np.full(len(tr), np.nan)})
     trials = _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E)
     spec = {"name": name, "dataset": "synthetic", "factors": factors, "baseline": baseline,
             "target": target, "design": design, "order": list(order) if order else None,
@@ -202,5 +203,7 @@ def _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E) -> pd.Da
                 best_epoch=best_ep, test_acc=np.where(done, last, np.nan),
                 params=(1000 * (1 + cfg)).astype(np.int64),
                 wall_seconds=run_e.astype(float),
-                error=np.where(err, "RuntimeError: synthetic failure", None))
+                error=np.where(err, "RuntimeError: synthetic failure", None),
+                continued_from=np.full(len(ids), None, dtype=object),
+                node=np.full(len(ids), None, dtype=object))
     return pd.DataFrame(cols)
