@@ -12,11 +12,12 @@ same numbers the PyTorch trainer standardizes with.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+
+from gridrun.data._fingerprint import fingerprint
 
 __all__ = ["KerasData", "prepare_data", "epoch_batches"]
 
@@ -65,28 +66,13 @@ def prepare_data(data) -> KerasData:
     arrays are the same (one copy of the float tensors per worker, not one per cell)."""
     if isinstance(data, KerasData):
         return data
-    key = _fingerprint(data)
+    key = fingerprint(data)
     if _LAST and _LAST[0][0] == key:
         return _LAST[0][1]
     _LAST.clear()  # drop the previous tensors before making new ones
     prepared = _prepare(data)
     _LAST.append((key, prepared))
     return prepared
-
-
-def _fingerprint(data) -> str:
-    """The splits' shapes and labels, and 64 training images spread over the split (and
-    the ends of the others): enough to tell the datasets of one process apart without
-    hashing every pixel."""
-    h = hashlib.sha1(str(getattr(data, "name", "")).encode())
-    step = max(1, len(data.x_train) // 64)
-    for part in (data.y_train, data.y_val, data.y_test, data.x_train[::step],
-                 data.x_train[-1:], data.x_val[:1], data.x_val[-1:], data.x_test[:1],
-                 data.x_test[-1:]):
-        a = np.ascontiguousarray(part)
-        h.update(str(a.shape).encode() + a.tobytes())
-    h.update(str(np.asarray(data.x_train).shape).encode())
-    return h.hexdigest()
 
 
 def _prepare(data) -> KerasData:

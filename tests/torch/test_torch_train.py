@@ -213,3 +213,15 @@ def test_crop_augments_without_flipping(data, config, monkeypatch):
     monkeypatch.setattr(_recipe, "augment", lambda x, g: flips.append(1) or real_flip(x, g))
     run(config(epochs=1, crop=True), data)
     assert flips == []  # the flipping augmentation is never called
+
+
+def test_a_reused_worker_prepares_the_same_dataset_once(make_data):
+    # Ray hands every cell of a reused worker the dataset as a new object with the same
+    # arrays: the tensors are made once per worker and device, not once per cell.
+    from gridrun.torch import prepare_data
+
+    data, same = make_data(n_train=64), make_data(n_train=64)  # equal arrays, two objects
+    assert same is not data
+    assert prepare_data(data, "cpu") is prepare_data(same, "cpu")
+    other = make_data(n_train=64, seed=1)
+    assert prepare_data(other, "cpu") is not prepare_data(data, "cpu")
