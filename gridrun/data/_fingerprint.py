@@ -1,6 +1,7 @@
-"""A cheap fingerprint of a dataset's arrays: how a reused Ray worker tells that the dataset
-of its next cell is the one it already prepared (the object store hands each cell a new
-object with the same arrays). Framework-free; both trainers' ``prepare_data`` use it."""
+"""A cheap fingerprint of a dataset's arrays, and the one-entry cache built on it: how a
+reused Ray worker tells that the dataset of its next cell is the one it already prepared
+(the object store hands each cell a new object with the same arrays). Framework-free; both
+trainers' ``prepare_data`` use it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["fingerprint"]
+__all__ = ["fingerprint", "prepared_once"]
 
 
 def fingerprint(data) -> str:
@@ -24,3 +25,19 @@ def fingerprint(data) -> str:
         h.update(str(a.shape).encode() + a.tobytes())
     h.update(str(np.asarray(data.x_train).shape).encode())
     return h.hexdigest()
+
+
+_LAST: dict = {}  # {cache name: (key, prepared)}: the last dataset each trainer prepared
+
+
+def prepared_once(name: str, data, make, *extra):
+    """``make()``, or what it returned for the same arrays (and ``extra``, e.g. the device)
+    the last time ``name`` asked in this process. One entry per name: the previous one is
+    dropped before a new one is made, so a worker holds one prepared dataset at a time."""
+    key = (fingerprint(data), *map(str, extra))
+    if name in _LAST and _LAST[name][0] == key:
+        return _LAST[name][1]
+    _LAST.pop(name, None)  # free the previous tensors before making new ones
+    prepared = make()
+    _LAST[name] = (key, prepared)
+    return prepared

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from gridrun.data._fingerprint import fingerprint
+from gridrun.data._fingerprint import prepared_once
 
 __all__ = ["KerasData", "prepare_data", "epoch_batches"]
 
@@ -56,9 +56,6 @@ class KerasData:
                           int(self.y_test.shape[0])]}
 
 
-_LAST: list = []  # (fingerprint, KerasData) of the last dataset prepared in this process
-
-
 def prepare_data(data) -> KerasData:
     """``data`` (a gridrun Dataset) as tensors, once, for any number of trainers; a
     KerasData is returned as it is. A reused Ray worker gets the same dataset for every
@@ -66,13 +63,7 @@ def prepare_data(data) -> KerasData:
     arrays are the same (one copy of the float tensors per worker, not one per cell)."""
     if isinstance(data, KerasData):
         return data
-    key = fingerprint(data)
-    if _LAST and _LAST[0][0] == key:
-        return _LAST[0][1]
-    _LAST.clear()  # drop the previous tensors before making new ones
-    prepared = _prepare(data)
-    _LAST.append((key, prepared))
-    return prepared
+    return prepared_once("keras", data, lambda: _prepare(data))
 
 
 def _prepare(data) -> KerasData:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gridrun.data._fingerprint import fingerprint
+from gridrun.data._fingerprint import prepared_once
 
 __all__ = ["DeviceData", "prepare_data", "pick_device"]
 
@@ -72,16 +72,7 @@ def prepare_data(data, device: str | torch.device | None = None) -> DeviceData:
                              f"{str(data.device)!r}")
         return data
     device = pick_device(device)
-    key = (fingerprint(data), str(device))
-    if _LAST and _LAST[0][0] == key:
-        return _LAST[0][1]
-    _LAST.clear()  # drop the previous tensors before making new ones
-    prepared = _prepare(data, device)
-    _LAST.append((key, prepared))
-    return prepared
-
-
-_LAST: list = []  # ((fingerprint, device), DeviceData) of the last dataset prepared here
+    return prepared_once("torch", data, lambda: _prepare(data, device), device)
 
 
 def _prepare(data, device: torch.device) -> DeviceData:
