@@ -148,8 +148,7 @@ class Program:
         and its settings into the setting variables."""
         if self.owner is trainer:
             return
-        if self.owner is not None:
-            self.owner._state = self.snapshot()
+        self.detach()
         for v, value in zip(self.state, trainer._state):
             v.assign(value)
         trainer._state = None  # the variables hold it now
