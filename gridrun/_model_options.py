@@ -27,16 +27,16 @@ DEPTHS = {"vgg": (11, 13, 16), "resnet20": (20, 32, 44, 56)}
 LEAKY_SLOPE = 0.01
 
 
-def check_backbone(backbone, framework: str, implemented=BACKBONES) -> str:
+def check_backbone(backbone, framework: str) -> str:
     # The registry lists the backbones a spec may name; build_model also builds those not
     # (yet) registered. Unknown names get the registry's style of message.
     registered = techniques.get("backbone").choices
-    known = tuple(registered) + tuple(b for b in implemented if b not in registered)
-    if isinstance(backbone, str) and backbone in implemented:
+    known = tuple(registered) + tuple(b for b in BACKBONES if b not in registered)
+    if isinstance(backbone, str) and backbone in BACKBONES:
         return backbone
     if isinstance(backbone, str) and backbone in known:
         raise ValueError(f"backbone {backbone!r} is registered but not implemented by the "
-                         f"{framework} trainer; it implements {', '.join(implemented)}")
+                         f"{framework} trainer; it implements {', '.join(BACKBONES)}")
     if not isinstance(backbone, str):
         raise ValueError(f"{backbone!r} is a {type(backbone).__name__}; allowed: "
                          f"{', '.join(known)}")
@@ -81,12 +81,11 @@ def check_depth(backbone: str, depth) -> int | None:
 
 
 def check_options(framework: str, backbone, in_channels: int, num_classes: int, image_size,
-                  batchnorm, dropout, activation, pooling, global_pool, width, depth,
-                  implemented=BACKBONES) -> tuple:
+                  batchnorm, dropout, activation, pooling, global_pool, width, depth) -> tuple:
     """Every argument of a trainer's ``build_model`` checked, as one tuple: (backbone,
     batchnorm, dropout, activation, pooling, global_pool, width, depth, (h, w)).
     ValueError names the bad value and what is allowed."""
-    backbone = check_backbone(backbone, framework, implemented)
+    backbone = check_backbone(backbone, framework)
     batchnorm = techniques.check_value(techniques.get("batchnorm"), batchnorm)
     dropout = techniques.check_value(techniques.get("dropout"), dropout)
     act = check_choice("activation", activation, ACTIVATIONS)
