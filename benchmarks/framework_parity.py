@@ -1,8 +1,9 @@
 """Framework parity: the same Fashion-MNIST grid in PyTorch and in Keras, compared.
 
 Runs ``ablations/parity.py`` (framework x augmentation x batch norm x dropout x optimizer,
-5 seeds, every trial to its 5th epoch; about 37 minutes on 2 cores), or reads a finished
-run with ``--run``, and checks the two trainers against each other:
+10 seeds, every trial to its 5th epoch; about 75 minutes on 2 cores) into runs/parity, or
+reads a finished run with ``--run``, and checks the two trainers against each other. A
+finished runs/parity of the same spec is read again; one with fewer seeds grows.
 
 - for every configuration of the techniques, the mean test accuracy over seeds in torch and
   in tensorflow: the target is a difference below 1.5 points in every one;
@@ -29,15 +30,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--run", default=None,
                         help="a finished run of ablations/parity.py to read instead of launching")
     parser.add_argument("--out", default=None, help="write the results as JSON to this file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train the whole grid again instead of keeping runs/parity")
     return parser.parse_args()
 
 
-def launch_parity() -> tuple[str, float]:
+def launch_parity(overwrite: bool) -> tuple[str, float | None]:
+    """Run the grid into runs/parity: a finished run of the same spec is read as it is, a
+    cut-off one is continued, and one with fewer seeds grows (its trials are kept)."""
     from gridrun.launch import launch
     from gridrun.spec import load_spec
+    from gridrun.store import read_run
 
+    spec, run_dir = load_spec(SPEC), Path("runs/parity")
+    if not overwrite and (run_dir / "run.json").is_file():
+        run = read_run(run_dir)
+        if run.info.get("complete") and run.spec == json.loads(json.dumps(spec.to_dict())):
+            return str(run_dir), None
     started = time.perf_counter()
-    result = launch(load_spec(SPEC), run_dir="runs/parity", overwrite=True)
+    result = launch(spec, run_dir=run_dir, overwrite=overwrite)
+    if result.interrupted:
+        raise SystemExit(f"{run_dir}: interrupted; run the same command again to finish it")
     return str(result.run_dir), time.perf_counter() - started
 
 
@@ -87,7 +100,7 @@ def main() -> None:
     seconds = None
     run_dir = args.run
     if run_dir is None:
-        run_dir, seconds = launch_parity()
+        run_dir, seconds = launch_parity(args.overwrite)
     run = read_run(run_dir)
     configs = configurations(run.trials, list(run.spec["factors"]))
     fx = effects(run, run.spec.get("metric", "val_acc"))

@@ -77,9 +77,50 @@ def check_no_live_driver(loc: Location) -> None:
                              f"with: gridrun status {loc}")
 
 
+def added_seeds(stored: dict, ablation) -> tuple[int, int] | None:
+    """(seeds stored, seeds asked) when ``ablation`` is the stored spec with more seeds, so
+    the run can grow: its finished trials keep their results (trial ids do not depend on the
+    number of seeds) and only the new seeds train. None when the specs differ otherwise.
+
+    Growing needs every cell to run to the full budget; under ASHA a new seed would join
+    cells that were judged, and some stopped, on the old seeds alone.
+
+    >>> from gridrun import Ablation, Factor
+    >>> a = Ablation(name="g", dataset="digits", factors=[Factor("dropout", [0.0, 0.3])],
+    ...              seeds=2)
+    >>> added_seeds(a.to_dict(), Ablation(**{**a.__dict__, "seeds": 5}))
+    (2, 5)
+    >>> added_seeds(a.to_dict(), Ablation(**{**a.__dict__, "seeds": 5, "name": "h"})) is None
+    True
+    """
+    new = json.loads(_canonical(ablation.to_dict()))
+    old = json.loads(_canonical(stored))
+    if old.get("seeds", 1) == new["seeds"]:
+        return None
+    if {**old, "seeds": new["seeds"]} != new:
+        return None
+    return int(old.get("seeds", 1)), int(new["seeds"])
+
+
+def _check_growth(loc: Location, ablation, seeds: tuple[int, int]) -> None:
+    from gridrun.schedule import anchors_of
+
+    before, after = seeds
+    if after < before:
+        raise RunExistsError(f"{loc} holds this spec with {before} seeds; asking for {after} "
+                             "would drop finished trials; pass --overwrite to start again "
+                             "with fewer, or --out to write elsewhere")
+    if ablation.scheduler is not None and not anchors_of(ablation).is_all:
+        raise RunExistsError(f"{loc}: seeds can be added only to a run without early "
+                             "stopping (scheduler=None): ASHA judged this run's cells on "
+                             f"{before} seeds; pass --overwrite to run all {after} seeds "
+                             "again, or --out to write elsewhere")
+
+
 def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
-    """True when ``loc`` holds an unfinished run of this spec to continue; False for a new
-    run (after removing what --overwrite replaces)."""
+    """True when ``loc`` holds a run to continue: an unfinished run of this spec, or a run
+    of this spec with fewer seeds (it grows; see ``added_seeds``). False for a new run
+    (after removing what --overwrite replaces)."""
     if overwrite:
         try:
             loc.delete()
@@ -91,10 +132,16 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
         for name in (store.CHECKPOINTS, _journal.PARTS, _journal.HEARTBEAT):
             loc.child(name).delete()  # leftovers of no run
         return False
-    if info is not None and info.get("complete"):
+    spec = (launched or info)["spec"]
+    grow = added_seeds(spec, ablation)
+    if grow is not None:
+        _check_growth(loc, ablation, grow)
+        check_no_live_driver(loc)
+        return True
+    # complete, unless a later session (one adding seeds) started with another spec
+    if info is not None and info.get("complete") and _same_spec(info["spec"], spec):
         raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
                              "replace it or --out to write elsewhere")
-    spec = (launched or info)["spec"]
     if not _same_spec(spec, ablation.to_dict()):
         raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
                              f"({spec.get('name')}); pass --overwrite to replace it, or "

@@ -208,8 +208,9 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     from gridrun.schedule import cells_to_confirm
 
     started_at = dt.datetime.now(dt.timezone.utc)
-    first = [c for c in cells if c.key not in skip_cells
+    first = [_unfinished(c, previous) for c in cells if c.key not in skip_cells
              and (only_cells is None or c.key in only_cells)]
+    running = {c.key: c for c in first}
     try:
         sessions = launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at)
         loc.child(store.CHECKPOINTS).make_dir()
@@ -227,7 +228,8 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
             seed_scheduler(scheduler, cells, previous, ablation)
             collector = make_collector(progress, ablation.metric, live, scheduler, run=loc,
                                        session=len(sessions), heartbeat=heartbeat,
-                                       max_epochs=ablation.epochs, cells=cells)
+                                       max_epochs=ablation.epochs,
+                                       cells=[running.get(c.key, c) for c in cells])
             collector.reports.update({tid: list(r) for tid, r in (prior or {}).items()})
             collector.continued.update(confirmed)
             tuner = _tuner(ablation, first, data, tune_dir, collector, scheduler, verbose,
@@ -314,6 +316,14 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
                 console=console or Console(stderr=True), spec_path=run.info.get("spec_file"),
                 show_progress=show_progress, confirm_top=None, only_cells=keys,
                 replay=False, continued=continued, prior=prior)
+
+
+def _unfinished(cell, previous):
+    """The cell without its trials that completed earlier (a run that grew by seeds): their
+    checkpoints are gone with the tidy-up, and their results stand."""
+    keep = tuple(t for t in cell.trials
+                 if t.trial_id not in previous or previous[t.trial_id][0]["status"] != "completed")
+    return cell if len(keep) == len(cell.trials) else dataclasses.replace(cell, trials=keep)
 
 
 def _cut_short(cells, collector, max_epochs) -> bool:

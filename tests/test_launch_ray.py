@@ -177,6 +177,31 @@ def test_second_launch_refuses_to_overwrite(asha_run, tmp_path):
     assert (run / "trials.parquet").read_bytes() == before
 
 
+def test_a_finished_run_grows_by_seeds_without_training_the_old_ones(tmp_path):
+    def launch(seeds):
+        spec = write_spec(tmp_path / "grow.py", "grow", "Factor('batchnorm', [False, True])",
+                          scheduler=None, epochs=2, seeds=seeds)
+        return gridrun("launch", spec, "--out", tmp_path / "run", cwd=tmp_path)
+
+    assert launch(1).returncode == 0
+    before = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    epochs_before = pd.read_parquet(tmp_path / "run" / "epochs.parquet")
+    proc = launch(3)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 6 trials finished earlier are kept; running the other 4" in proc.stderr
+    after = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    assert sorted(after.seed) == [0, 0, 1, 1, 2, 2] and set(after.status) == {"completed"}
+    old = after[after.seed == 0].set_index("trial_id").sort_index()
+    pd.testing.assert_frame_equal(old, before.set_index("trial_id").sort_index(),
+                                  check_like=True)  # kept, not trained again
+    epochs = pd.read_parquet(tmp_path / "run" / "epochs.parquet")
+    pd.testing.assert_frame_equal(
+        epochs[epochs.trial_id.isin(before.trial_id)].reset_index(drop=True), epochs_before)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["spec"]["seeds"] == 3
+    refused = launch(2)
+    assert refused.returncode == 2 and "asking for 2 would drop" in refused.stderr
+
+
 def descendants(pid):
     """PIDs of every live process below ``pid`` (Ray's raylet, agents and workers)."""
     children = {}

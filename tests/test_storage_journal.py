@@ -159,13 +159,51 @@ def test_prepare_decides_new_resume_or_refuse(tmp_path):
     assert prepare_run_dir(loc, SPEC, overwrite=False) is False  # nothing there
     _journal.write_launch(loc, {"spec": SPEC.to_dict()})
     assert prepare_run_dir(loc, SPEC, overwrite=False) is True  # unfinished: continue
-    other = Ablation(**{**SPEC.__dict__, "seeds": 2})
+    other = Ablation(**{**SPEC.__dict__, "train_size": 100})
     with pytest.raises(RunExistsError, match="unfinished run of a different spec"):
         prepare_run_dir(loc, other, overwrite=False)
     loc.child("run.json").write_text(json.dumps({"spec": SPEC.to_dict(), "complete": True}))
     with pytest.raises(RunExistsError, match="already holds a complete run"):
         prepare_run_dir(loc, SPEC, overwrite=False)
     assert prepare_run_dir(loc, SPEC, overwrite=True) is False and not loc.exists()
+
+
+FULL = Ablation(name="g", dataset="digits", factors=[Factor("batchnorm", [False, True])],
+                seeds=2)
+
+
+def complete_run(loc, spec):
+    loc.make_dir()
+    loc.child("run.json").write_text(json.dumps({"spec": spec.to_dict(), "complete": True}))
+
+
+def test_a_complete_run_grows_by_seeds_and_refuses_to_shrink(tmp_path):
+    loc = Location(tmp_path / "r")
+    complete_run(loc, FULL)
+    assert prepare_run_dir(loc, Ablation(**{**FULL.__dict__, "seeds": 5}), False) is True
+    with pytest.raises(RunExistsError, match="with 2 seeds; asking for 1 would drop"):
+        prepare_run_dir(loc, Ablation(**{**FULL.__dict__, "seeds": 1}), False)
+    # more seeds and another change: a different spec, not a growth
+    with pytest.raises(RunExistsError, match="already holds a complete run"):
+        prepare_run_dir(loc, Ablation(**{**FULL.__dict__, "seeds": 5, "train_size": 100}),
+                        False)
+    # an unfinished run of the grown spec (a growth cut off) continues as usual
+    _journal.write_launch(loc, {"spec": Ablation(**{**FULL.__dict__, "seeds": 5}).to_dict()})
+    assert prepare_run_dir(loc, Ablation(**{**FULL.__dict__, "seeds": 5}), False) is True
+
+
+def test_seeds_are_not_added_to_a_run_that_asha_screened(tmp_path):
+    four = [Factor(n, [False, True]) for n in ("batchnorm", "augmentation", "crop")]
+    asha = Ablation(name="g", dataset="digits", scheduler=ASHA(1, 2),
+                    factors=four + [Factor("dropout", [0.0, 0.3])])
+    loc = Location(tmp_path / "r")
+    complete_run(loc, asha)
+    with pytest.raises(RunExistsError, match="only to a run without early stopping"):
+        prepare_run_dir(loc, Ablation(**{**asha.__dict__, "seeds": 3}), False)
+    # with every cell protected (one factor: nothing is screened) the run can grow
+    loc2 = Location(tmp_path / "r2")
+    complete_run(loc2, SPEC)
+    assert prepare_run_dir(loc2, Ablation(**{**SPEC.__dict__, "seeds": 3}), False) is True
 
 
 def test_a_live_driver_keeps_others_off_its_run(tmp_path):
