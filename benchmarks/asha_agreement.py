@@ -19,6 +19,8 @@ Each arm's run folder is kept under --out and reused when present (delete it to 
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import math
 import os
@@ -163,6 +165,56 @@ def fraction_effects(out: Path, resolution: int) -> dict:
             "seconds": math.nan, "basis": f"{len(keys)} cells of the truth"}
 
 
+def every_fraction(out: Path, anchors_resolution: int) -> dict:
+    """How much of an anchor fraction's error is the grid's own: the largest main-effect
+    error of *every* regular fraction with as many cells as gridrun's anchors and at least
+    their resolution (all generator sets, all sign cosets), from the truth's cells. gridrun
+    takes one of them before any training; if most of them miss, no choice could have hit.
+    {resolution: [largest error in points, one per fraction]}."""
+    from gridrun.schedule import anchors_for
+    from gridrun.store import read_run
+
+    run = read_run(out / "truth")
+    spec = run.spec
+    anchors = anchors_for(spec["factors"], {}, {}, resolution=anchors_resolution)
+    if anchors.is_all:
+        return {}
+    t = run.trials
+    coded = {f: np.where(t[f].isna() if lv[-1] is None else t[f] == lv[-1], 1, -1)
+             for f, lv in spec["factors"].items()}
+    cells = t.assign(**{f"_{f}": c for f, c in coded.items()}).groupby(
+        [f"_{f}" for f in coded]).last_val_acc.mean().reset_index()
+    x = cells[[f"_{f}" for f in coded]].to_numpy()
+    y = cells["last_val_acc"].to_numpy()
+    k = x.shape[1]
+    p = int(round(math.log2(len(y) / len(anchors.fraction))))
+
+    def effects(mask):
+        return np.array([y[mask & (x[:, j] > 0)].mean() - y[mask & (x[:, j] < 0)].mean()
+                         for j in range(k)])
+
+    truth = effects(np.ones(len(y), bool))
+    words = [frozenset(w) for r in range(anchors_resolution, k + 1)
+             for w in itertools.combinations(range(k), r)]
+    seen, errors = set(), {}
+    for gens in itertools.combinations(words, p):
+        group = set()
+        for r in range(1, p + 1):
+            for sub in itertools.combinations(gens, r):
+                group.add(functools.reduce(frozenset.__xor__, sub))
+        resolution = min(len(w) for w in group)
+        if resolution < anchors_resolution or frozenset(group) in seen:
+            continue
+        seen.add(frozenset(group))
+        for signs in itertools.product((1, -1), repeat=p):
+            mask = np.ones(len(y), bool)
+            for g, sign in zip(gens, signs):
+                mask &= np.prod(x[:, sorted(g)], axis=1) == sign
+            errors.setdefault(resolution, []).append(
+                float(100 * np.abs(effects(mask) - truth).max()))
+    return errors
+
+
 def compare(truth: dict, arm: dict) -> dict:
     from scipy.stats import spearmanr
 
@@ -226,8 +278,18 @@ def main(argv=None) -> int:
         others = "  ".join(f"{k} {100 * res[k]['effects'][n][0]:+.2f}" for k in res
                            if k != "truth")
         print(f"  {n:<22} truth {100 * v:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]  {others}")
+    print("\nevery regular fraction of the anchors' size, largest error over the effects "
+          "(points; from the truth's cells):")
+    spread = {}
+    for r in (4, 5):
+        for resolution, errs in sorted(every_fraction(out, r).items()):
+            e = np.array(errs)
+            spread[f"{len(e)} at resolution {resolution} (anchors asked at {r})"] = errs
+            print(f"  anchors at resolution {'IV' if r == 4 else 'V'}: {len(e)} fractions of "
+                  f"resolution {resolution}: best {e.min():.2f}, median {np.median(e):.2f}, "
+                  f"worst {e.max():.2f}; under 0.5 in {np.mean(e < 0.5):.0%}")
     summary = {"args": {k: str(v) for k, v in vars(args).items()}, "table": table,
-               "arms": res}
+               "arms": res, "every_fraction": spread}
     (out / f"summary_{label.replace(' ', '_')}.json").write_text(json.dumps(summary, indent=2))
     return 0
 
