@@ -243,7 +243,9 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
     start = _ts(sessions[0].get("started_at"))
     hb_at = _ts((heartbeat or {}).get("at"))
     age = (now - hb_at).total_seconds() if hb_at else None
-    complete = bool(run_info and run_info.get("complete"))
+    # run.json says complete, and no session began after it was written (one adding seeds)
+    complete = bool(run_info and run_info.get("complete")
+                    and len(run_info.get("sessions") or sessions) >= len(sessions))
     if complete:
         state = "complete"
     elif (heartbeat or {}).get("state") == "interrupted" or (run_info and not hb_at):

@@ -150,6 +150,18 @@ def test_status_sees_a_dead_driver_and_an_interrupted_run():
     assert stopped.state == "interrupted" and stopped.counts["running"] == 0
 
 
+def test_status_of_a_complete_run_that_is_growing_by_seeds():
+    first = {"started_at": (NOW - dt.timedelta(seconds=900)).isoformat()}
+    second = {"started_at": (NOW - dt.timedelta(seconds=100)).isoformat()}
+    info = {"complete": True, "sessions": [first],
+            "finished_at": (NOW - dt.timedelta(seconds=500)).isoformat()}
+    growing = launch_record(sessions=[first, second])
+    s = _journal.run_status(growing, {}, heartbeat(2, running={"c0": 1}), info, now=NOW)
+    assert s.state == "running" and s.left > 0
+    done = _journal.run_status(launch_record(sessions=[first]), {}, None, info, now=NOW)
+    assert done.state == "complete" and done.left == 0
+
+
 SPEC = Ablation(name="g", dataset="digits", factors=[Factor("batchnorm", [False, True])],
                 scheduler=ASHA(1, 2))
 
