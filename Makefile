@@ -3,7 +3,7 @@
 # make bench  - the CPU benchmark suite: one table, runs/bench/suite.json (not tests)
 # make bench-gpu - the GPU rows (needs a CUDA device)
 # make bench-asha - ASHA vs full training on Fashion-MNIST (about an hour on 2 cores)
-# make bench-parity - the Fashion-MNIST grid in PyTorch and in Keras, compared (about 37 minutes)
+# make bench-parity - the Fashion-MNIST grid in PyTorch and in Keras, compared (about 75 minutes)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
