@@ -12,6 +12,8 @@ the largest absolute error (points of accuracy). Prints one table and writes JSO
 
     GRIDRUN_DATA_DIR=... python benchmarks/asha_agreement.py            # 6 two-level factors
     python benchmarks/asha_agreement.py --factors 4 --out runs/bench4   # a smaller grid
+    python benchmarks/asha_agreement.py --techniques crop,batchnorm,dropout,optimizer,\
+        weight_decay,batch_size --out runs/bench_qs    # the quickstart's six techniques
 
 Each arm's run folder is kept under --out and reused when present (delete it to re-run).
 """
@@ -41,12 +43,28 @@ FACTORS = [Factor("augmentation", [False, True]), Factor("batchnorm", [False, Tr
 # augmentation crops too, so crop acts only without it: a strong two-factor interaction.
 
 
+def chosen(args) -> list:
+    """The grid's factors: the first --factors of FACTORS, or those --techniques names."""
+    if not args.techniques:
+        return FACTORS[:args.factors]
+    by_name = {f.name: f for f in FACTORS}
+    names = args.techniques.split(",")
+    unknown = [n for n in names if n not in by_name]
+    if unknown or len(names) < 4:
+        sys.exit(f"--techniques: {', '.join(unknown) or 'fewer than 4'}; choose 4 or more "
+                 f"of {', '.join(by_name)}")
+    return [by_name[n] for n in names]
+
+
 def ablation(args, scheduler):
+    factors = chosen(args)
     fixed = {"epochs": args.epochs}
-    if args.factors < 6:
+    if "batch_size" not in {f.name for f in factors}:
         fixed["batch_size"] = 128
-    return Ablation(name=f"asha_bench_{args.factors}", dataset="fashion_mnist",
-                    factors=FACTORS[:args.factors], fixed=fixed, seeds=args.seeds,
+    name = (f"asha_bench_{args.factors}" if not args.techniques
+            else "asha_bench_" + "_".join(f.name for f in factors))
+    return Ablation(name=name, dataset="fashion_mnist",
+                    factors=factors, fixed=fixed, seeds=args.seeds,
                     train_size=args.train_size, val_fraction=args.val_fraction,
                     scheduler=scheduler, resources={"cpu": 1})
 
@@ -233,6 +251,10 @@ def compare(truth: dict, arm: dict) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--factors", type=int, default=6, choices=range(4, 9))
+    p.add_argument("--techniques", default=None,
+                   help="comma-separated factor names instead of the first --factors, e.g. "
+                        "crop,batchnorm,dropout,optimizer,weight_decay,batch_size (the "
+                        "quickstart's techniques)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--grace", type=int, default=1)
@@ -245,7 +267,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--arms", default="truth,vanilla,gridrun")
     args = p.parse_args(argv)
-    out = args.out or Path("runs") / f"bench_asha_{args.factors}"
+    out = args.out or Path("runs") / ablation(args, None).name.replace("asha_bench", "bench_asha")
     out.mkdir(parents=True, exist_ok=True)
     asha = ASHA(grace_period=args.grace, reduction_factor=args.eta)
     arms = args.arms.split(",")
@@ -264,7 +286,8 @@ def main(argv=None) -> int:
         except ValueError:  # an analysis that cannot take the subset (e.g. a tiny grid)
             pass
     table = {k: compare(res["truth"], v) for k, v in res.items()}
-    print(f"Fashion-MNIST, {args.factors} two-level factors, {args.seeds} seeds, "
+    print(f"Fashion-MNIST, {len(chosen(args))} two-level factors "
+          f"({', '.join(f.name for f in chosen(args))}), {args.seeds} seeds, "
           f"{args.epochs} epochs, ASHA grace {args.grace} eta {args.eta}, "
           f"{args.train_size} training images\n")
     print(f"{'arm':<14}{'trial-epochs':>13}{'share':>8}{'wall s':>9}{'signs':>7}"
