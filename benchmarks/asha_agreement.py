@@ -141,9 +141,9 @@ def run_vanilla(a, out: Path) -> dict:
     finally:
         ray.shutdown()
     rows = []
-    for r in results:
-        df = r.metrics_dataframe
-        rows.append((r.config["t"]["levels"], float(df["val_acc"].iloc[-1]), len(df)))
+    for r in results:  # the last report of each trial (one per epoch): its epoch and val_acc
+        rows.append((r.config["t"]["levels"], float(r.metrics["val_acc"]),
+                     int(r.metrics["epoch"])))
     effects = {}
     for f in a.factors:
         base = f.levels[0]
