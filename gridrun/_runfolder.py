@@ -55,6 +55,13 @@ def _same_spec(a: dict, b: dict) -> bool:
     return _canonical(a) == _canonical(b)
 
 
+def is_complete(info: dict | None, launched: dict | None) -> bool:
+    """run.json says complete, and no later session (one adding seeds, cut off before it
+    rewrote run.json) started with another spec."""
+    return bool(info is not None and info.get("complete")
+                and (launched is None or _same_spec(info["spec"], launched["spec"])))
+
+
 def check_no_live_driver(loc: Location) -> None:
     hb = _journal.read_heartbeat(loc)
     if not hb or hb.get("state") != "running":
@@ -138,8 +145,7 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
         _check_growth(loc, ablation, grow)
         check_no_live_driver(loc)
         return True
-    # complete, unless a later session (one adding seeds) started with another spec
-    if info is not None and info.get("complete") and _same_spec(info["spec"], spec):
+    if is_complete(info, launched):
         raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
                              "replace it or --out to write elsewhere")
     if not _same_spec(spec, ablation.to_dict()):

@@ -153,6 +153,37 @@ def test_killed_driver_leaves_no_ray_behind_and_launch_again_finishes(tmp_path):
     assert not (run / "parts").exists() and not list((run / "checkpoints").glob("*.pt"))
 
 
+def test_a_growth_by_seeds_killed_midway_is_finished_by_resume(tmp_path):
+    """A complete run grows from 1 to 2 seeds; its driver is SIGKILLed before it rewrites
+    run.json (which still says complete, with 1 seed); ``gridrun resume`` finishes it."""
+    run = tmp_path / "run"
+    first = gridrun("launch", write_spec(tmp_path / "g.py", "g", seeds=1), "--out", run,
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    proc = start("launch", write_spec(tmp_path / "g.py", "g", seeds=2), "--out", run,
+                 cwd=tmp_path)
+    ray_procs = []
+    try:
+        wait_for(lambda: parts(run), 240, "a cell of the new seed to finish")
+        ray_procs = tree(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_gone(ray_procs, "the killed driver's Ray processes to exit")
+    finally:
+        kill_all([proc, *ray_procs])
+    assert json.loads((run / "run.json").read_text())["spec"]["seeds"] == 1
+    done = gridrun("resume", run, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 16 and (trials.status == "completed").all()
+    assert sorted(trials.seed.value_counts()) == [8, 8]
+    for tid, row in before.iterrows():  # the first seed's trials were never trained again
+        assert trials.wall_seconds[tid] == row.wall_seconds
+    exactly_once(run)
+    assert json.loads((run / "run.json").read_text())["spec"]["seeds"] == 2
+
+
 def test_ctrl_c_stops_in_seconds_says_how_to_resume_and_resume_finishes(tmp_path):
     spec = write_spec(tmp_path / "intr.py", "intr")
     storage = f"file://{tmp_path}/runs"

@@ -16,7 +16,7 @@ from gridrun import ASHA, Ablation, Factor, _journal, store
 from gridrun._storage import Location, StorageError
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
-from gridrun._runfolder import RunExistsError, prepare_run_dir, run_location
+from gridrun._runfolder import RunExistsError, is_complete, prepare_run_dir, run_location
 
 
 def mock(path="bucket/runs/x"):
@@ -202,6 +202,14 @@ def test_a_complete_run_grows_by_seeds_and_refuses_to_shrink(tmp_path):
     # an unfinished run of the grown spec (a growth cut off) continues as usual
     _journal.write_launch(loc, {"spec": Ablation(**{**FULL.__dict__, "seeds": 5}).to_dict()})
     assert prepare_run_dir(loc, Ablation(**{**FULL.__dict__, "seeds": 5}), False) is True
+
+
+def test_a_growth_cut_off_before_it_rewrote_run_json_is_not_complete():
+    two, five = FULL.to_dict(), Ablation(**{**FULL.__dict__, "seeds": 5}).to_dict()
+    done = {"spec": two, "complete": True}
+    assert is_complete(done, None) and is_complete(done, {"spec": two})
+    assert not is_complete(done, {"spec": five})  # resume and launch continue it
+    assert not is_complete({"spec": two, "complete": False}, None)
 
 
 def test_seeds_are_not_added_to_a_run_that_asha_screened(tmp_path):
