@@ -85,9 +85,10 @@ def check_no_live_driver(loc: Location) -> None:
 
 
 def added_seeds(stored: dict, ablation) -> tuple[int, int] | None:
-    """(seeds stored, seeds asked) when ``ablation`` is the stored spec with more seeds, so
-    the run can grow: its finished trials keep their results (trial ids do not depend on the
-    number of seeds) and only the new seeds train. None when the specs differ otherwise.
+    """(seeds stored, seeds asked) when ``ablation`` is the stored spec with another number
+    of seeds. With more, the run can grow: its finished trials keep their results (trial ids
+    do not depend on the number of seeds) and only the new seeds train; fewer is refused
+    (``_check_growth``). None when the specs are the same or differ otherwise.
 
     Growing needs every cell to run to the full budget; under ASHA a new seed would join
     cells that were judged, and some stopped, on the old seeds alone.
