@@ -114,6 +114,22 @@ def read_state(run: Location) -> tuple[dict | None, dict | None]:
         raise store.StoreError(f"{run}: cannot read the run folder ({e})") from None
 
 
+def canonical_spec(spec: Mapping[str, Any]) -> str:
+    """A spec as it reads back from JSON, so a live spec compares equal to a stored one."""
+    return json.dumps(json.loads(json.dumps(spec, default=str)), sort_keys=True)
+
+
+def same_spec(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return canonical_spec(a) == canonical_spec(b)
+
+
+def is_complete(info: Mapping | None, launched: Mapping | None) -> bool:
+    """run.json says complete, and no later session (one adding seeds, cut off before it
+    rewrote run.json) started with another spec."""
+    return bool(info is not None and info.get("complete")
+                and (launched is None or same_spec(info["spec"], launched["spec"])))
+
+
 def write_heartbeat(run: Location, *, session: int, running: Mapping[str, int],
                     session_epochs: int, session_started: str,
                     state: str = "running") -> None:
@@ -243,9 +259,7 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
     start = _ts(sessions[0].get("started_at"))
     hb_at = _ts((heartbeat or {}).get("at"))
     age = (now - hb_at).total_seconds() if hb_at else None
-    # run.json says complete, and no session began after it was written (one adding seeds)
-    complete = bool(run_info and run_info.get("complete")
-                    and len(run_info.get("sessions") or sessions) >= len(sessions))
+    complete = is_complete(run_info, launch)
     if complete:
         state = "complete"
     elif (heartbeat or {}).get("state") == "interrupted" or (run_info and not hb_at):

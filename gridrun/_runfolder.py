@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from gridrun import _journal, store
+from gridrun._journal import canonical_spec, is_complete, same_spec
 from gridrun._cells import stored_rows
 from gridrun._storage import Location, StorageError
 from gridrun._trainable import checkpoint_of, history_of
@@ -46,22 +47,6 @@ def shown(loc: Location):
 
 
 # -- is this a new run, a run to continue, or one to leave alone? --------------------------
-def _canonical(spec: dict) -> str:
-    """A spec as it reads back from JSON, so a live spec compares equal to a stored one."""
-    return json.dumps(json.loads(json.dumps(spec, default=str)), sort_keys=True)
-
-
-def _same_spec(a: dict, b: dict) -> bool:
-    return _canonical(a) == _canonical(b)
-
-
-def is_complete(info: dict | None, launched: dict | None) -> bool:
-    """run.json says complete, and no later session (one adding seeds, cut off before it
-    rewrote run.json) started with another spec."""
-    return bool(info is not None and info.get("complete")
-                and (launched is None or _same_spec(info["spec"], launched["spec"])))
-
-
 def check_no_live_driver(loc: Location) -> None:
     hb = _journal.read_heartbeat(loc)
     if not hb or hb.get("state") != "running":
@@ -101,8 +86,8 @@ def added_seeds(stored: dict, ablation) -> tuple[int, int] | None:
     >>> added_seeds(a.to_dict(), Ablation(**{**a.__dict__, "seeds": 5, "name": "h"})) is None
     True
     """
-    new = json.loads(_canonical(ablation.to_dict()))
-    old = json.loads(_canonical(stored))
+    new = json.loads(canonical_spec(ablation.to_dict()))
+    old = json.loads(canonical_spec(stored))
     if old.get("seeds", 1) == new["seeds"]:
         return None
     if {**old, "seeds": new["seeds"]} != new:
@@ -144,12 +129,10 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
     grow = added_seeds(spec, ablation)
     if grow is not None:
         _check_growth(loc, ablation, grow)
-        check_no_live_driver(loc)
-        return True
-    if is_complete(info, launched):
+    elif is_complete(info, launched):
         raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
                              "replace it or --out to write elsewhere")
-    if not _same_spec(spec, ablation.to_dict()):
+    elif not same_spec(spec, ablation.to_dict()):
         raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
                              f"({spec.get('name')}); pass --overwrite to replace it, or "
                              "--out to write elsewhere")

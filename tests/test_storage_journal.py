@@ -16,7 +16,8 @@ from gridrun import ASHA, Ablation, Factor, _journal, store
 from gridrun._storage import Location, StorageError
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
-from gridrun._runfolder import RunExistsError, is_complete, prepare_run_dir, run_location
+from gridrun._journal import is_complete
+from gridrun._runfolder import RunExistsError, prepare_run_dir, run_location
 
 
 def mock(path="bucket/runs/x"):
@@ -153,9 +154,11 @@ def test_status_sees_a_dead_driver_and_an_interrupted_run():
 def test_status_of_a_complete_run_that_is_growing_by_seeds():
     first = {"started_at": (NOW - dt.timedelta(seconds=900)).isoformat()}
     second = {"started_at": (NOW - dt.timedelta(seconds=100)).isoformat()}
-    info = {"complete": True, "sessions": [first],
+    stored = launch_record()["spec"]
+    info = {"complete": True, "sessions": [first], "spec": stored,
             "finished_at": (NOW - dt.timedelta(seconds=500)).isoformat()}
-    growing = launch_record(sessions=[first, second])
+    # the session adding seeds wrote its (grown) spec to launch.json, not yet to run.json
+    growing = launch_record(sessions=[first, second], spec={**stored, "seeds": 5})
     s = _journal.run_status(growing, {}, heartbeat(2, running={"c0": 1}), info, now=NOW)
     assert s.state == "running" and s.left > 0
     done = _journal.run_status(launch_record(sessions=[first]), {}, None, info, now=NOW)
