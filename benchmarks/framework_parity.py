@@ -38,15 +38,16 @@ def parse_args() -> argparse.Namespace:
 def launch_parity(overwrite: bool) -> tuple[str, float | None]:
     """Run the grid into runs/parity: a finished run of the same spec is read as it is, a
     cut-off one is continued, and one with fewer seeds grows (its trials are kept)."""
+    from gridrun._journal import is_complete, read_state, same_spec
+    from gridrun._storage import Location
     from gridrun.launch import launch
     from gridrun.spec import load_spec
-    from gridrun.store import read_run
 
     spec, run_dir = load_spec(SPEC), Path("runs/parity")
-    if not overwrite and (run_dir / "run.json").is_file():
-        run = read_run(run_dir)
-        if run.info.get("complete") and run.spec == json.loads(json.dumps(spec.to_dict())):
-            return str(run_dir), None
+    info, launched = read_state(Location(run_dir))
+    if not overwrite and is_complete(info, launched) and same_spec(info["spec"],
+                                                                   spec.to_dict()):
+        return str(run_dir), None
     started = time.perf_counter()
     result = launch(spec, run_dir=run_dir, overwrite=overwrite)
     if result.interrupted:
