@@ -157,6 +157,11 @@ def run_vanilla(a, out: Path) -> dict:
     return result
 
 
+def _at_last_level(t, factor: str, levels):
+    """Which trials of ``t`` run ``factor`` at its last level (None is stored as NaN)."""
+    return t[factor].isna() if levels[-1] is None else t[factor] == levels[-1]
+
+
 def fraction_effects(out: Path, resolution: int) -> dict:
     """The main effects a resolution IV or V anchor fraction gives, computed from the
     truth run's own cells (gridrun's anchor trials are bit-identical to them): what the
@@ -175,9 +180,8 @@ def fraction_effects(out: Path, resolution: int) -> dict:
     t = t[t.key.isin(keys)]
     effects = {}
     for f, lv in spec["factors"].items():
-        hi = lv[-1]
-        at = (t[f].isna() if hi is None else t[f] == hi)
-        effects[f"{f}={hi}"] = (float(t[at].last_val_acc.mean() - t[~at].last_val_acc.mean()),
+        at = _at_last_level(t, f, lv)
+        effects[f"{f}={lv[-1]}"] = (float(t[at].last_val_acc.mean() - t[~at].last_val_acc.mean()),
                                 math.nan, math.nan)
     return {"effects": effects, "trial_epochs": int(t["epochs_run"].sum()),
             "seconds": math.nan, "basis": f"{len(keys)} cells of the truth"}
@@ -198,8 +202,7 @@ def every_fraction(out: Path, anchors_resolution: int) -> dict:
     if anchors.is_all:
         return {}
     t = run.trials
-    coded = {f: np.where(t[f].isna() if lv[-1] is None else t[f] == lv[-1], 1, -1)
-             for f, lv in spec["factors"].items()}
+    coded = {f: np.where(_at_last_level(t, f, lv), 1, -1) for f, lv in spec["factors"].items()}
     cells = t.assign(**{f"_{f}": c for f, c in coded.items()}).groupby(
         [f"_{f}" for f in coded]).last_val_acc.mean().reset_index()
     x = cells[[f"_{f}" for f in coded]].to_numpy()
@@ -216,14 +219,12 @@ def every_fraction(out: Path, anchors_resolution: int) -> dict:
              for w in itertools.combinations(range(k), r)]
     seen, errors = set(), {}
     for gens in itertools.combinations(words, p):
-        group = set()
-        for r in range(1, p + 1):
-            for sub in itertools.combinations(gens, r):
-                group.add(functools.reduce(frozenset.__xor__, sub))
+        group = frozenset(functools.reduce(frozenset.__xor__, sub) for r in range(1, p + 1)
+                          for sub in itertools.combinations(gens, r))
         resolution = min(len(w) for w in group)
-        if resolution < anchors_resolution or frozenset(group) in seen:
+        if resolution < anchors_resolution or group in seen:
             continue
-        seen.add(frozenset(group))
+        seen.add(group)
         for signs in itertools.product((1, -1), repeat=p):
             mask = np.ones(len(y), bool)
             for g, sign in zip(gens, signs):
