@@ -42,3 +42,22 @@ def test_every_fraction_errs_exactly_where_a_main_effect_is_aliased(tmp_path):
     halves = load_bench().every_fraction(tmp_path, 5)
     assert sorted(halves) == [5, 6] and len(halves[6]) == 2
     assert max(max(v) for v in halves.values()) < 1e-9  # clear of three-factor interactions
+
+
+def test_the_interaction_spectrum_finds_the_planted_interaction_at_its_order(tmp_path):
+    factors = {"batchnorm": [False, True], "augmentation": [False, True],
+               "crop": [False, True], "dropout": [0.0, 0.3]}
+
+    def value(lv):
+        x = {n: 2 * levels.index(lv[n]) - 1 for n, levels in factors.items()}
+        return 0.7 + 0.01 * x["batchnorm"] + 0.004 * x["augmentation"] * x["crop"] * x["dropout"]
+
+    synthetic_run(factors, value=value).save(tmp_path / "truth")
+    spectrum = load_bench().interaction_spectrum(tmp_path)
+    assert sorted(spectrum) == [1, 2, 3, 4]
+    rms, top = spectrum[1]  # batchnorm +2 points, the other three 0: rms = 2 / sqrt(4)
+    assert top[0][0] == "batchnorm" and abs(top[0][1] - 2.0) < 1e-9 and abs(rms - 1.0) < 1e-9
+    rms, top = spectrum[3]  # one of four three-factor words carries 0.8 points
+    assert top[0][0] == "augmentation x crop x dropout" and abs(top[0][1] - 0.8) < 1e-9
+    assert abs(rms - 0.4) < 1e-9
+    assert spectrum[2][0] < 1e-9 and spectrum[4][0] < 1e-9
