@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from gridrun import _journal, store
-from gridrun._journal import canonical_spec, is_complete, same_spec
 from gridrun._cells import stored_rows
 from gridrun._storage import Location, StorageError
 from gridrun._trainable import checkpoint_of, history_of
@@ -86,8 +85,8 @@ def added_seeds(stored: dict, ablation) -> tuple[int, int] | None:
     >>> added_seeds(a.to_dict(), Ablation(**{**a.__dict__, "seeds": 5, "name": "h"})) is None
     True
     """
-    new = json.loads(canonical_spec(ablation.to_dict()))
-    old = json.loads(canonical_spec(stored))
+    new = json.loads(_journal.canonical_spec(ablation.to_dict()))
+    old = json.loads(_journal.canonical_spec(stored))
     if old.get("seeds", 1) == new["seeds"]:
         return None
     if {**old, "seeds": new["seeds"]} != new:
@@ -129,10 +128,10 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
     grow = added_seeds(spec, ablation)
     if grow is not None:
         _check_growth(loc, ablation, grow)
-    elif is_complete(info, launched):
+    elif _journal.is_complete(info, launched):
         raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
                              "replace it or --out to write elsewhere")
-    elif not same_spec(spec, ablation.to_dict()):
+    elif not _journal.same_spec(spec, ablation.to_dict()):
         raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
                              f"({spec.get('name')}); pass --overwrite to replace it, or "
                              "--out to write elsewhere")

@@ -35,8 +35,7 @@ from gridrun._cluster import ClusterError, check_reachable, join_auth_mode, quie
 from gridrun._progress import LiveView, Progress
 from gridrun._reaper import Reaper
 from gridrun._runfolder import (RunExistsError, check_no_live_driver, finished_before,
-                               is_complete, launch_record, prepare_run_dir, run_location,
-                               shown, tidy)
+                               launch_record, prepare_run_dir, run_location, shown, tidy)
 from gridrun._tune_scheduler import cell_scheduler, seed_scheduler
 from gridrun._runinfo import hardware, run_info
 from gridrun._storage import Location, StorageError
@@ -122,7 +121,7 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
     info, launched = _journal.read_state(loc)
     if launched is None and info is None:
         raise store.StoreError(f"{loc}: no gridrun run here to resume")
-    if is_complete(info, launched):
+    if _journal.is_complete(info, launched):
         raise RunExistsError(f"{loc} is complete; nothing to resume")
     spec = (launched or info)["spec"]
     check_no_live_driver(loc)
