@@ -194,9 +194,11 @@ def fraction_effects(out: Path, resolution: int) -> dict:
             "seconds": math.nan, "basis": f"{len(keys)} cells of the truth"}
 
 
+@functools.lru_cache(maxsize=None)
 def _truth_cells(out: Path):
     """The truth run's cells: (spec, x, y) with x the levels coded -1/+1 (one column per
-    two-level factor, +1 at its last level) and y the cell's mean final val_acc."""
+    two-level factor, +1 at its last level) and y the cell's mean final val_acc. Read once
+    per run folder: the every-fraction spreads and the interaction spectrum all use it."""
     from gridrun.store import read_run
 
     run = read_run(out / "truth")
