@@ -196,37 +196,48 @@ def fraction_effects(out: Path, resolution: int) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _truth_cells(out: Path):
-    """The truth run's cells: (spec, x, y) with x the levels coded -1/+1 (one column per
-    two-level factor, +1 at its last level) and y the cell's mean final val_acc. Read once
-    per run folder: the every-fraction spreads and the interaction spectrum all use it."""
+    """The truth run's cells: (spec, x, y, ys) with x the levels coded -1/+1 (one column per
+    two-level factor, +1 at its last level), ys each cell's final val_acc per seed (cells x
+    seeds) and y its mean over seeds. Read once per run folder: the every-fraction spreads
+    and the interaction spectrum all use it."""
     from gridrun.store import read_run
 
     run = read_run(out / "truth")
     t = run.trials
     coded = {f: np.where(_at_last_level(t, f, lv), 1, -1)
              for f, lv in run.spec["factors"].items()}
-    cells = t.assign(**{f"_{f}": c for f, c in coded.items()}).groupby(
-        [f"_{f}" for f in coded]).last_val_acc.mean().reset_index()
-    return run.spec, cells[[f"_{f}" for f in coded]].to_numpy(), cells["last_val_acc"].to_numpy()
+    cols = [f"_{f}" for f in coded]
+    ys = t.assign(**{f"_{f}": c for f, c in coded.items()}).pivot_table(
+        index=cols, columns="seed", values="last_val_acc", aggfunc="mean")
+    x = np.array(ys.index.to_list(), dtype=int).reshape(len(ys), len(cols))
+    return run.spec, x, np.nanmean(ys.to_numpy(), axis=1), ys.to_numpy()
 
 
 def interaction_spectrum(out: Path) -> dict:
     """Every contrast of the truth's full factorial, grouped by order: {order: (root mean
-    square in points, [(factors, points) of the largest two])}. A fraction's main effect
-    is off by the interactions it shares its contrast with: three-factor ones at resolution
-    IV, four-factor ones at V. Seed noise enters every contrast alike, the highest orders
-    included: where those are near zero, the noise is small and the lower orders are the
-    grid's own interactions."""
-    spec, x, y = _truth_cells(out)
+    square in points, root mean square of its seed noise, [(factors, points) of the largest
+    two])}. A fraction's main effect is off by the interactions it shares its contrast with:
+    three-factor ones at resolution IV, four-factor ones at V.
+
+    The seed noise of a contrast is its standard error over seeds: the same contrast taken
+    on each seed alone, spread / sqrt(seeds). It is not alike at every order: a seed fixes
+    the initial weights, data order and augmentation of every cell, so noise common to
+    similar cells cancels in high orders and stays in low ones. The square of the first
+    column less the square of the second is what the interactions are without seed noise."""
+    spec, x, y, ys = _truth_cells(out)
     names = list(spec["factors"])
     by_order: dict = {}
     for r in range(1, x.shape[1] + 1):
         for word in itertools.combinations(range(x.shape[1]), r):
             c = np.prod(x[:, list(word)], axis=1)
             points = float(100 * (y[c > 0].mean() - y[c < 0].mean()))
-            by_order.setdefault(r, []).append((" x ".join(names[i] for i in word), points))
-    return {r: (float(np.sqrt(np.mean([v ** 2 for _, v in ws]))),
-                sorted(ws, key=lambda w: -abs(w[1]))[:2]) for r, ws in by_order.items()}
+            per_seed = 100 * (np.nanmean(ys[c > 0], axis=0) - np.nanmean(ys[c < 0], axis=0))
+            var = float(per_seed.var(ddof=1) / len(per_seed)) if len(per_seed) > 1 else 0.0
+            by_order.setdefault(r, []).append((" x ".join(names[i] for i in word), points, var))
+    return {r: (float(np.sqrt(np.mean([v ** 2 for _, v, _ in ws]))),
+                float(np.sqrt(np.mean([n for *_, n in ws]))),
+                [(w, v) for w, v, _ in sorted(ws, key=lambda w: -abs(w[1]))[:2]])
+            for r, ws in by_order.items()}
 
 
 def every_fraction(out: Path, anchors_resolution: int) -> dict:
@@ -237,7 +248,7 @@ def every_fraction(out: Path, anchors_resolution: int) -> dict:
     {resolution: [largest error in points, one per fraction]}."""
     from gridrun.schedule import anchors_for
 
-    spec, x, y = _truth_cells(out)
+    spec, x, y, _ = _truth_cells(out)
     anchors = anchors_for(spec["factors"], {}, {}, resolution=anchors_resolution)
     if anchors.is_all:
         return {}
@@ -346,14 +357,16 @@ def main(argv=None) -> int:
             print(f"  anchors at resolution {'IV' if r == 4 else 'V'}: {len(e)} fractions of "
                   f"resolution {resolution}: best {e.min():.2f}, median {np.median(e):.2f}, "
                   f"worst {e.max():.2f}; under 0.5 in {np.mean(e < 0.5):.0%}")
-    print("\ninteractions of the truth's full factorial, by order (points; root mean square "
-          "and the largest two):")
+    print("\ninteractions of the truth's full factorial, by order (points; root mean square, "
+          "its seed noise, and the largest two):")
     spectrum = interaction_spectrum(out)
-    for r, (rms, top) in spectrum.items():
-        print(f"  {r}: {rms:.2f}  " + ";  ".join(f"{w} {v:+.2f}" for w, v in top))
+    for r, (rms, noise, top) in spectrum.items():
+        print(f"  {r}: {rms:.2f} (noise {noise:.2f})  "
+              + ";  ".join(f"{w} {v:+.2f}" for w, v in top))
     summary = {"args": {k: str(v) for k, v in vars(args).items()}, "table": table,
                "arms": res, "every_fraction": spread, "interactions": spectrum}
-    (out / f"summary_{label.replace(' ', '_')}.json").write_text(json.dumps(summary, indent=2))
+    name = label.replace(" ", "_") if "gridrun" in arms else "_".join(res).replace(" ", "_")
+    (out / f"summary_{name}.json").write_text(json.dumps(summary, indent=2))  # one per arms
     return 0
 
 
