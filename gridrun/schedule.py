@@ -264,6 +264,10 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
     >>> six = {n: [0, 1] for n in "ABCDEF"}
     >>> choose_resolution(six, {}, {}, max_t=8, grace_period=1, reduction_factor=4).why
     "resolution V would need 62% of the grid's epochs, over the budget of 50%"
+    >>> print(choose_resolution(six, {}, {}, max_t=8, grace_period=1, reduction_factor=4,
+    ...                         budget=0.25).why)   # doctest: +NORMALIZE_WHITESPACE
+    resolution V would need 62% of the grid's epochs, over the budget of 25%, and
+    resolution IV an expected 44%, over it too: ...
     """
     four = anchors_for(factors, baseline, target, design=design, resolution=4)
     if four.is_all:
@@ -278,6 +282,12 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
         return replace(five, why=why)
     why = (f"resolution V would need {min(share, 1.0):.0%} of the grid's epochs, over the "
            f"budget of {budget:.0%}")
+    share_four = expected_epochs(four, max_t=max_t, grace_period=grace_period,
+                                 reduction_factor=reduction_factor) / total
+    if share_four > budget + 1e-9:  # the smallest anchors there are: say the budget is missed
+        why += (f", and resolution IV an expected {share_four:.0%}, over it too: the "
+                f"budget fits no anchors gridrun can take (more two-level factors make them "
+                f"a smaller share; or raise the budget)")
     return replace(four, why=why)
 
 
