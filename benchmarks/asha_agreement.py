@@ -17,6 +17,8 @@ the largest absolute error (points of accuracy). Prints one table and writes JSO
     python benchmarks/asha_agreement.py --techniques augmentation,batchnorm,dropout,\
         optimizer,weight_decay,batch_size,label_smoothing,lr_schedule --eta 4 \
         --out runs/bench_8    # 8 factors: the anchors are a resolution V quarter
+    python benchmarks/asha_agreement.py --train-size 12000 --out runs/bench_12k
+        # the 6 factors with less seed noise (about 2 h on 2 cores)
 
 Each arm's run folder is kept under --out and reused when present (delete it to re-run).
 """
