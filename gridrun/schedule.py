@@ -273,17 +273,20 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
     if four.is_all:
         return four
     total = four.n_cells * max_t
+
+    def share_of(anchors):  # expected trial-epochs, as a share of every cell to the end
+        return expected_epochs(anchors, max_t=max_t, grace_period=grace_period,
+                               reduction_factor=reduction_factor) / total
+
     five = anchors_for(factors, baseline, target, design=design, resolution=5)
-    share = expected_epochs(five, max_t=max_t, grace_period=grace_period,
-                            reduction_factor=reduction_factor) / total
+    share = share_of(five)
     if not five.is_all and share <= budget + 1e-9:
         why = (f"resolution V: an expected {share:.0%} of the grid's epochs, within the "
                f"budget of {budget:.0%}")
         return replace(five, why=why)
     why = (f"resolution V would need {min(share, 1.0):.0%} of the grid's epochs, over the "
            f"budget of {budget:.0%}")
-    share_four = expected_epochs(four, max_t=max_t, grace_period=grace_period,
-                                 reduction_factor=reduction_factor) / total
+    share_four = share_of(four)
     if share_four > budget + 1e-9:  # the smallest anchors there are: say the budget is missed
         why += (f", and resolution IV an expected {share_four:.0%}, over it too: the "
                 f"budget fits no anchors gridrun can take (more two-level factors make them "
