@@ -19,6 +19,10 @@ the largest absolute error (points of accuracy). Prints one table and writes JSO
         --out runs/bench_8    # 8 factors: the anchors are a resolution V quarter
     python benchmarks/asha_agreement.py --train-size 12000 --out runs/bench_12k
         # the 6 factors with less seed noise (about 2 h on 2 cores)
+    python benchmarks/asha_agreement.py --techniques augmentation,batchnorm,dropout,\
+        optimizer,weight_decay,batch_size,lr_schedule --epochs 16 --train-size 12000 \
+        --eta 8 --budget 0.25 --out runs/bench_7x12k
+        # 7 factors within a quarter of the truth's epochs (the truth alone is about 3 h)
 
 Each arm's run folder is kept under --out and reused when present (delete it to re-run).
 """
@@ -312,6 +316,9 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=None, choices=(4, 5),
                    help="force the resolution of gridrun's anchors (default: V when the "
                         "schedule is expected to fit half the truth's epochs, else IV)")
+    p.add_argument("--budget", type=float, default=0.5,
+                   help="gridrun's ASHA budget: the share of the truth's trial-epochs its "
+                        "schedule may use (a ceiling; default 0.5)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--arms", default="truth,vanilla,gridrun")
     args = p.parse_args(argv)
@@ -320,8 +327,9 @@ def main(argv=None) -> int:
     asha = ASHA(grace_period=args.grace, reduction_factor=args.eta)
     arms = args.arms.split(",")
     gridrun_asha = ASHA(grace_period=args.grace, reduction_factor=args.eta,
-                        resolution=args.resolution)
-    label = "gridrun" if args.resolution is None else f"gridrun res {args.resolution}"
+                        resolution=args.resolution, budget=args.budget)
+    label = ("gridrun" + ("" if args.resolution is None else f" res {args.resolution}")
+             + ("" if args.budget == 0.5 else f" budget {args.budget:g}"))
     res = {"truth": run_gridrun(ablation(args, None), out / "truth")}
     if "vanilla" in arms:
         res["vanilla ASHA"] = run_vanilla(ablation(args, asha), out / "vanilla")
@@ -338,10 +346,10 @@ def main(argv=None) -> int:
           f"({', '.join(f.name for f in chosen(args))}), {args.seeds} seeds, "
           f"{args.epochs} epochs, ASHA grace {args.grace} eta {args.eta}, "
           f"{args.train_size} training images\n")
-    print(f"{'arm':<14}{'trial-epochs':>13}{'share':>8}{'wall s':>9}{'signs':>7}"
+    print(f"{'arm':<20}{'trial-epochs':>13}{'share':>8}{'wall s':>9}{'signs':>7}"
           f"{'rho':>7}{'max err (pt)':>14}")
     for k, r in table.items():
-        print(f"{k:<14}{r['epochs']:>13}{r['share']:>8.0%}{r['seconds']:>9.0f}"
+        print(f"{k:<20}{r['epochs']:>13}{r['share']:>8.0%}{r['seconds']:>9.0f}"
               f"{r['signs']:>7}{r['rho']:>7.2f}{r['max_err']:>14.2f}")
     print("\neffects (points):")
     for n in res["truth"]["effects"]:

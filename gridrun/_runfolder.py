@@ -154,18 +154,15 @@ def finished_before(loc: Location, trials) -> dict:
 def launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> list:
     """Write launch.json with this session added; returns every session so far (this one
     last)."""
-    from gridrun.schedule import expected_epochs
+    from gridrun.schedule import scheduled_epochs
 
     launched = _journal.read_launch(loc) or {}
     sessions = list(launched.get("sessions", []))
     sessions.append({"started_at": started_at.isoformat(), "host": socket.gethostname(),
                      "pid": os.getpid(), "command": " ".join(sys.argv)})
-    sched = ablation.scheduler
     expected = len(trials) * ablation.epochs
-    if sched is not None and not anchors.is_all:
-        expected = expected_epochs(anchors, max_t=ablation.epochs,
-                                   grace_period=sched.grace_period,
-                                   reduction_factor=sched.reduction_factor) * ablation.seeds
+    if ablation.scheduler is not None and not anchors.is_all:
+        expected = scheduled_epochs(ablation, anchors) * ablation.seeds
     _journal.write_launch(loc, {
         "spec": ablation.to_dict(), "spec_file": str(spec_path) if spec_path else None,
         "trials": len(trials), "cells": {c.key: [t.trial_id for t in c.trials] for c in cells},

@@ -9,18 +9,24 @@ __all__ = ["cell_scheduler", "seed_scheduler"]
 
 def cell_scheduler(ablation, cells, anchors):
     """The ablation-aware ASHA of ``gridrun.schedule`` as a Ray Tune scheduler: one Tune
-    trial is one cell; anchors always continue; stratified promotion. None when nothing
-    may be stopped (no scheduler, or every cell is an anchor)."""
+    trial is one cell; anchors always continue; stratified promotion; promotions end when
+    the budget is spent. None when nothing may be stopped (no scheduler, or every cell is an
+    anchor)."""
     if ablation.scheduler is None or anchors.is_all:
         return None
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-    from gridrun.schedule import RungState, asha_rungs, strata_of
+    from gridrun.schedule import RungState, asha_rungs, promotion_allowance, strata_of
 
     sch = ablation.scheduler
+    allowance = promotion_allowance(anchors, max_t=ablation.epochs,
+                                    grace_period=sch.grace_period,
+                                    reduction_factor=sch.reduction_factor, budget=sch.budget,
+                                    confirm=sch.confirm)
     state = RungState(asha_rungs(ablation.epochs, sch.grace_period, sch.reduction_factor),
                       sch.reduction_factor, ablation.mode, protected=anchors.keys(),
-                      strata={c.key: strata_of(c.levels) for c in cells})
+                      strata={c.key: strata_of(c.levels) for c in cells},
+                      max_t=ablation.epochs, allowance=allowance)
     seeds = {c.key: [t.trial_id for t in c.trials] for c in cells}
 
     class CellASHA(FIFOScheduler):

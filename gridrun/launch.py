@@ -219,7 +219,7 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     progress = Progress(ablation.name, sum(len(c.trials) for c in first), ablation.metric,
                         ablation.mode)
     tune_dir = tempfile.mkdtemp(prefix="gridrun-tune-")
-    interrupted, confirmed = False, dict(continued or {})
+    interrupted, confirmed, scheduler = False, dict(continued or {}), None
     try:
         with LiveView(progress, console, show_progress) as live, \
                 Heartbeat(loc, len(sessions)) as heartbeat:
@@ -262,7 +262,12 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     complete = not interrupted and len(rows) == len(trials)
     info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
                     not complete)
-    info["schedule"] = _schedule_info(ablation, anchors, rows, confirmed)
+    capped = {} if scheduler is None else scheduler.state.over_budget
+    info["schedule"] = _schedule_info(ablation, anchors, rows, confirmed, capped)
+    if capped:
+        console.print(f"the budget ({ablation.scheduler.budget:.0%} of the grid's epochs) "
+                      f"stopped {len(capped)} screened cell(s) that would otherwise have "
+                      "been promoted", highlight=False, soft_wrap=True)
     info["sessions"] = sessions
     store.write_run(loc, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
@@ -347,8 +352,9 @@ def _fit(tuner) -> bool:
     return False
 
 
-def _schedule_info(ablation, anchors, rows, confirmed) -> dict:
-    """What run.json says about scheduling: the anchors and what was confirmed."""
+def _schedule_info(ablation, anchors, rows, confirmed, capped) -> dict:
+    """What run.json says about scheduling: the anchors, what was confirmed, and the cells
+    the budget's ceiling stopped (cell key -> rung epoch)."""
     from gridrun.schedule import asha_rungs
 
     sched = ablation.scheduler
@@ -357,6 +363,8 @@ def _schedule_info(ablation, anchors, rows, confirmed) -> dict:
             "rungs": [] if sched is None else asha_rungs(
                 ablation.epochs, sched.grace_period, sched.reduction_factor),
             "confirmed_trials": sorted(confirmed),
+            "budget": None if sched is None else sched.budget,
+            "stopped_by_budget": dict(capped),
             "trial_epochs": int(sum(r["epochs_run"] for r in rows))}
 
 

@@ -65,21 +65,21 @@ def design_table(ablation, seconds_per_epoch: dict | float | None = None) -> lis
 
 def _epochs_per_cell(a, n_points: int) -> float:
     """Expected epochs per configuration (and seed) under gridrun's scheduling: anchors run
-    every epoch, the other cells of a full factorial are screened (``schedule``)."""
-    from gridrun.schedule import anchors_of, expected_epochs
+    every epoch, the other cells of a full factorial are screened within the budget
+    (``schedule``)."""
+    from gridrun.schedule import anchors_of, scheduled_epochs
 
     if a.scheduler is None:
         return float(a.epochs)
     anchors = anchors_of(a)
     if anchors.is_all:
         return float(a.epochs)
-    return expected_epochs(anchors, max_t=a.epochs, grace_period=a.scheduler.grace_period,
-                           reduction_factor=a.scheduler.reduction_factor) / n_points
+    return scheduled_epochs(a, anchors) / n_points
 
 
 def anchors_text(ablation) -> str:
     """What the scheduler will never stop, in one line (for plan and launch)."""
-    from gridrun.schedule import anchors_of
+    from gridrun.schedule import anchors_of, asha_rungs, promotion_allowance
 
     if ablation.scheduler is None:
         return "no early stopping: every cell runs every epoch"
@@ -89,9 +89,24 @@ def anchors_text(ablation) -> str:
                "fewer than 4 two-level factors leave no smaller resolution IV fraction")
         return (f"ASHA stops nothing here: {why}, so every cell runs every epoch "
                 f"(scheduler=None does the same)")
-    return (f"anchors (never stopped; the effects come from them): {a.describe()}; ASHA "
-            f"screens the other {a.n_cells - len(a.points)} cells and the best "
-            f"{ablation.scheduler.confirm} is brought to the full budget")
+    s = ablation.scheduler
+    n_screen = a.n_cells - len(a.points)
+    left = promotion_allowance(a, max_t=ablation.epochs, grace_period=s.grace_period,
+                               reduction_factor=s.reduction_factor, budget=s.budget,
+                               confirm=s.confirm)
+    if left < 0:
+        first = (asha_rungs(ablation.epochs, s.grace_period, s.reduction_factor)
+                 or [ablation.epochs])[0]
+        need = s.budget - left / (a.n_cells * ablation.epochs)
+        screen = (f"ASHA stops the other {n_screen} cells at their first rung (epoch "
+                  f"{first}), since the anchors, those first epochs and the confirmed cells "
+                  f"already need {need:.0%} of the grid's epochs, over the budget of "
+                  f"{s.budget:.0%}")
+    else:
+        screen = (f"ASHA screens the other {n_screen} cells, promoting them while the run "
+                  f"stays within the budget of {s.budget:.0%} of the grid's epochs")
+    return (f"anchors (never stopped; the effects come from them): {a.describe()}; "
+            f"{screen}; the best {s.confirm} is brought to the full budget")
 
 
 def _seconds(backbone: str, seconds_per_epoch):

@@ -36,8 +36,9 @@ from gridrun._fractional import fractional_plan
 
 __all__ = ["Anchors", "anchors_for", "anchors_of", "anchors_of_spec", "asha_rungs",
            "asha_expected_epochs", "expected_epochs", "RungState", "strata_of", "cutoff",
-           "cells_to_confirm", "cell_key", "choose_resolution", "DEFAULT_BUDGET",
-           "DEFAULT_RESOLUTION"]
+           "cells_to_confirm", "cell_key", "choose_resolution", "promotion_allowance",
+           "capped_epochs", "scheduled_epochs",
+           "DEFAULT_BUDGET", "DEFAULT_RESOLUTION"]
 
 DEFAULT_RESOLUTION = 4  # main effects clear of two-factor interactions
 DEFAULT_BUDGET = 0.5  # share of the grid's trial-epochs the schedule may be expected to use
@@ -221,6 +222,16 @@ def anchors_of(ablation) -> Anchors:
         budget=getattr(s, "budget", DEFAULT_BUDGET))
 
 
+def scheduled_epochs(ablation, anchors: Anchors | None = None) -> float:
+    """Expected epochs per seed over a screened full factorial (ASHA on, not every cell an
+    anchor) under gridrun's scheduling: ``capped_epochs`` with the scheduler's settings."""
+    anchors = anchors_of(ablation) if anchors is None else anchors
+    s = ablation.scheduler
+    return capped_epochs(anchors, max_t=ablation.epochs, grace_period=s.grace_period,
+                         reduction_factor=s.reduction_factor, budget=s.budget,
+                         confirm=s.confirm)
+
+
 def anchors_of_spec(spec: Mapping[str, Any]) -> Anchors | None:
     """The anchors a run's spec (``Ablation.to_dict()``, as stored in run.json) declares;
     None when the spec has no gridrun scheduler (no ASHA, or a run made before gridrun
@@ -323,7 +334,17 @@ class RungState:
     screened survivor at that rung yet, so among the screened cells every level of every
     factor keeps survivors (``stratify``; the anchors already reach the end at every level).
     Decisions are asynchronous, as in ASHA: that survivor is the first of its level to
-    reach the rung, not necessarily the best."""
+    reach the rung, not necessarily the best.
+
+    The budget is a ceiling: promoting a screened cell past a rung commits the epochs to its
+    next rung (``max_t`` after the last), and a cell whose commitment would take the total
+    over ``allowance`` (cell-epochs; ``promotion_allowance``) is stopped, whatever its
+    value or strata. Anchors are never stopped. ``allowance`` infinite: no ceiling.
+
+    >>> s = RungState([1, 3], 3, max_t=8, allowance=4, stratify=False)
+    >>> [s.on_result(c, 1, .9) for c in "abc"], s.spent, s.over_budget
+    (['continue', 'continue', 'stop'], 4, {'c': 1})
+    """
 
     rungs: Sequence[int]
     reduction_factor: int
@@ -334,6 +355,10 @@ class RungState:
     recorded: dict = field(default_factory=dict)  # rung -> {cell: value}
     survivors: dict = field(default_factory=dict)  # rung -> {(factor, level): count}
     stopped: dict = field(default_factory=dict)  # cell -> rung it was stopped at
+    max_t: int = 0  # the full budget in epochs (needed with an allowance)
+    allowance: float = math.inf  # cell-epochs screened cells may spend past their first rung
+    spent: float = 0  # what promotions have committed so far, in cell-epochs
+    over_budget: dict = field(default_factory=dict)  # cell -> rung: kept but for the ceiling
 
     def on_result(self, cell: str, epoch: int, value: float | None) -> str:
         if epoch not in self.rungs:
@@ -349,6 +374,14 @@ class RungState:
         keep = cell in self.protected or not below
         if not keep and self.stratify and not bad:
             keep = any(surv.get(s, 0) == 0 for s in self.strata.get(cell, ()))
+        if keep and cell not in self.protected and math.isfinite(self.allowance):
+            later = [r for r in self.rungs if r > epoch]
+            cost = (later[0] if later else self.max_t) - epoch
+            keep = self.spent + cost <= self.allowance + 1e-9
+            if keep:
+                self.spent += cost
+            else:
+                self.over_budget[cell] = epoch
         if not keep:
             self.stopped[cell] = epoch
             return "stop"
@@ -393,6 +426,48 @@ def cells_to_confirm(cells: Mapping[str, Mapping[str, Any]], *, max_t: int, anch
     screened = sorted((k for k in ok if k not in anchors), key=rank)
     out += [k for k in screened[:top] if ok[k]["reached"] < max_t]
     return out
+
+
+def promotion_allowance(anchors: Anchors, *, max_t: int, grace_period: int,
+                        reduction_factor: int, budget: float, confirm: int) -> float:
+    """The cell-epochs screened cells may spend past their first rung so the run stays
+    within ``budget`` (a share of every cell running ``max_t`` epochs): what is left after
+    the anchors' full budget, every screened cell's first rung, and the ``confirm`` best
+    cells' run from there to the end (the best may have been stopped at the first rung). Negative when those alone exceed the budget:
+    then no screened cell goes past its first rung.
+
+    The 6-factor benchmark: 64 cells, 16 anchors, 8 epochs, rungs 1 and 3, a budget of 50%:
+
+    >>> a = anchors_for({n: [0, 1] for n in "ABCDEF"}, {}, {})
+    >>> promotion_allowance(a, max_t=8, grace_period=1, reduction_factor=3, budget=.5,
+    ...                     confirm=1)   # 256 - 16*8 - 48*1 - 1*(8 - 1)
+    73.0
+    """
+    rungs = asha_rungs(max_t, grace_period, reduction_factor)
+    n_screen = anchors.n_cells - len(anchors.points)
+    first = rungs[0] if rungs else max_t
+    return float(budget * anchors.n_cells * max_t - len(anchors.points) * max_t
+                 - n_screen * first - confirm * (max_t - first))
+
+
+def capped_epochs(anchors: Anchors, *, max_t: int, grace_period: int, reduction_factor: int,
+                  budget: float, confirm: int) -> float:
+    """``expected_epochs`` under the budget's ceiling: at most the budget, but never less
+    than the anchors, every screened cell's first rung and the confirmed cells' run from
+    there (what no ceiling can save).
+
+    >>> a = anchors_for({n: [0, 1] for n in "ABCDEF"}, {}, {})
+    >>> kw = dict(max_t=8, grace_period=1, reduction_factor=3, confirm=1)
+    >>> capped_epochs(a, budget=.5, **kw), capped_epochs(a, budget=.25, **kw)
+    (234.66666666666669, 183.0)
+    """
+    free = expected_epochs(anchors, max_t=max_t, grace_period=grace_period,
+                           reduction_factor=reduction_factor)
+    allowance = promotion_allowance(anchors, max_t=max_t, grace_period=grace_period,
+                                    reduction_factor=reduction_factor, budget=budget,
+                                    confirm=confirm)
+    floor = budget * anchors.n_cells * max_t - allowance  # anchors, first rungs, confirm
+    return min(free, floor + max(allowance, 0.0))
 
 
 def expected_epochs(anchors: Anchors, *, max_t: int, grace_period: int,

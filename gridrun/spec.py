@@ -92,9 +92,10 @@ class ASHA:
     and target; they run every epoch with every seed. ``resolution`` 4 keeps main effects
     clear of two-factor interactions, 5 clears three-factor interactions too; None (the
     default) takes 5 when the whole schedule is expected to fit ``budget`` (a share of the
-    trial-epochs of running every cell to the end), else 4. ``confirm`` best screened cells
-    are brought to the full budget at the end. Every level of every factor keeps survivors
-    at each rung (stratified promotion)."""
+    trial-epochs of running every cell to the end), else 4. ``budget`` is also a ceiling:
+    screened cells are promoted only while the run stays within it. ``confirm`` best
+    screened cells are brought to the full budget at the end. Every level of every factor
+    keeps survivors at each rung (stratified promotion), budget permitting."""
 
     grace_period: int = 1
     reduction_factor: int = 3

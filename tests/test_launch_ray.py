@@ -47,9 +47,11 @@ FACTORS = ("Factor('lr', [0.05, 1e-6]), Factor('batchnorm', [False, True]), "
 def asha_run(tmp_path_factory):
     """Four two-level factors: 8 anchor cells run every epoch, the other 8 are screened.
     lr 1e-6 barely moves from chance, so ASHA must stop those screened cells at a rung once
-    a cell with lr 0.05 has reported there (grid order runs the good ones first)."""
+    a cell with lr 0.05 has reported there (grid order runs the good ones first). The
+    budget is the whole grid, so its ceiling never binds and ASHA's own decisions show."""
     tmp = tmp_path_factory.mktemp("asha")
-    spec = write_spec(tmp / "asha.py", "asha", FACTORS)
+    spec = write_spec(tmp / "asha.py", "asha", FACTORS,
+                      scheduler="ASHA(grace_period=1, reduction_factor=2, budget=1.0)")
     proc = gridrun("launch", spec, "--out", tmp / "run", cwd=tmp)
     return tmp / "run", proc
 
@@ -144,6 +146,27 @@ def test_confirm_continues_screened_cells_from_their_checkpoints(asha_run, tmp_p
     assert first[lost] != 0.123  # no checkpoint: trained from the start
     report = gridrun("report", copy, cwd=tmp_path).stdout
     assert "Numbers: every cell at epoch 4" in report
+
+
+def test_the_budget_is_a_ceiling_on_a_real_run(tmp_path):
+    """The same grid at the default budget of half its epochs: the 8 anchors alone are half,
+    so every screened cell stops at its first rung, even those above ASHA's bar, and only
+    the best is confirmed: 2 seeds x (8 x 4 + 8 x 1 + 3) trial-epochs, as plan expects."""
+    spec = write_spec(tmp_path / "capped.py", "capped", FACTORS)
+    plan = gridrun("plan", spec, cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "ASHA stops the other 8 cells at their first rung (epoch 1)" in plan.stdout
+    row = next(ln for ln in plan.stdout.splitlines() if ln.startswith("| full (spec)"))
+    assert row.split("|")[-2].strip() == "86"  # trial-epochs with ASHA
+    proc = gridrun("launch", spec, "--out", tmp_path / "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    assert trials.epochs_run.sum() == 2 * (8 * 4 + 8 * 1 + 3)
+    screened = trials[~anchor_mask(trials)]
+    assert sorted(screened.epochs_run.value_counts().items()) == [(1, 14), (4, 2)]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())["schedule"]
+    assert info["budget"] == 0.5 and len(info["stopped_by_budget"]) >= 1
+    assert "screened cell(s) that would otherwise have been promoted" in proc.stderr
 
 
 def test_epoch_metrics_are_complete(asha_run):

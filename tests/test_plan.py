@@ -32,9 +32,15 @@ def test_design_table_counts_and_compute():
     # half the configurations use each backbone: 16 * 3 seeds * 12 epochs * (1 + 3) s
     assert full["hours"] == pytest.approx(16 * 3 * 12 * 4 / 3600)
     # 5 two-level factors: 17 anchors (the 16-cell resolution V fraction E=-ABCD and the
-    # all-target cell) run 12 epochs; the other 15 cells are screened at rungs 3 and 6
-    per_seed = 17 * 12 + 15 * 3 + 15 / 2 * 3 + 15 / 4 * 6
+    # all-target cell) run 12 epochs, over the budget of half the grid's 32 * 12 already, so
+    # the other 15 cells stop at their first rung (epoch 3) and the best is confirmed
+    per_seed = 17 * 12 + 15 * 3 + 1 * (12 - 3)
     assert full["trial_epochs_asha"] == pytest.approx(3 * per_seed)
+    roomy = {r["design"]: r for r in design_table(spec(scheduler=ASHA(
+        grace_period=3, reduction_factor=2, budget=0.9)), {"simple_cnn": 1.0, "resnet20": 3.0})}
+    # a budget of 90% holds the whole schedule: screened at rungs 3 and 6, a half each time
+    assert roomy["full (spec)"]["trial_epochs_asha"] == pytest.approx(
+        3 * (17 * 12 + 15 * 3 + 15 / 2 * 3 + 15 / 4 * 6))
     assert full["hours_asha"] == pytest.approx(full["hours"] * per_seed / (32 * 12))
     assert rows["add_one_in"]["configurations"] == 6
     assert rows["fractional res III"]["configurations"] == 8  # 2^(5-2)

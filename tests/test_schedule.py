@@ -8,8 +8,8 @@ import pytest
 
 from gridrun import ASHA, Ablation, Factor
 from gridrun.schedule import (RungState, anchors_for, anchors_of, anchors_of_spec, asha_rungs,
-                              cell_key, cells_to_confirm, choose_resolution, cutoff,
-                              expected_epochs, strata_of)
+                              capped_epochs, cell_key, cells_to_confirm, choose_resolution,
+                              cutoff, expected_epochs, promotion_allowance, strata_of)
 
 TWO = [False, True]
 
@@ -188,3 +188,84 @@ def test_default_asha_picks_resolution_from_budget_and_run_json_agrees():
 def test_bad_asha_options_are_one_clear_error(kw, msg):
     with pytest.raises(ValueError, match=msg):
         ASHA(**kw)
+
+
+# -- the budget's ceiling ------------------------------------------------------------------
+def test_a_spent_budget_stops_good_cells_and_levels_without_survivors_but_never_anchors():
+    strata = {k: strata_of({"aug": k.startswith("aug")}) for k in ("a", "b", "aug", "anchor")}
+    s = RungState([1, 3], 2, "max", protected={"anchor"}, strata=strata, max_t=8,
+                  allowance=2)
+    assert s.on_result("a", 1, 0.5) == "continue"  # commits epochs 2-3: spent 2
+    assert s.on_result("b", 1, 0.9) == "stop"  # above the bar, but nothing is left
+    assert s.on_result("aug", 1, 0.9) == "stop"  # aug = True has no survivor: still stopped
+    assert s.on_result("anchor", 1, 0.0) == "continue"
+    assert s.on_result("a", 3, 0.9) == "stop"  # 5 more epochs to the end: over the ceiling
+    assert s.spent == 2 and s.stopped == {"b": 1, "aug": 1, "a": 3}
+
+
+def test_an_infinite_allowance_changes_nothing():
+    capped = RungState([1, 3], 3, "max", max_t=9, allowance=float("inf"))
+    free = RungState([1, 3], 3, "max")
+    rng = np.random.default_rng(0)
+    for epoch in (1, 3):
+        for cell in range(30):
+            v = float(rng.random())
+            assert capped.on_result(str(cell), epoch, v) == free.on_result(str(cell), epoch, v)
+    assert capped.stopped == free.stopped and capped.spent == 0
+
+
+def test_a_budget_that_cannot_hold_the_anchors_stops_every_screened_cell_at_its_first_rung():
+    a = anchors_for(grid(6), {}, {})
+    left = promotion_allowance(a, max_t=8, grace_period=1, reduction_factor=3, budget=0.25,
+                               confirm=1)
+    assert left == 0.25 * 64 * 8 - 16 * 8 - 48 * 1 - 7
+    s = RungState([1, 3], 3, "max", max_t=8, allowance=left)
+    assert [s.on_result(c, 1, 1.0 - i / 10) for i, c in enumerate("abc")] == ["stop"] * 3
+
+
+def _simulate(k, *, max_t, grace, eta, budget, confirm, seed):
+    """A whole asynchronous run on a pure RungState: every cell's seeds report each epoch,
+    cells advance one epoch at a time in a random order, stopped cells stop; then the
+    confirmation. Returns the cell-epochs trained."""
+    rng = np.random.default_rng(seed)
+    a = anchors_for(grid(k), {}, {})
+    levels = {cell_key(dict(zip("ABCDEFGH", p))): dict(zip("ABCDEFGH", p))
+              for p in itertools.product(TWO, repeat=k)}
+    cells = list(levels)
+    quality = {c: rng.normal() for c in cells}
+    s = RungState(asha_rungs(max_t, grace, eta), eta, "max", protected=a.keys(),
+                  strata={c: strata_of(levels[c]) for c in cells}, max_t=max_t,
+                  allowance=promotion_allowance(a, max_t=max_t, grace_period=grace,
+                                                reduction_factor=eta, budget=budget,
+                                                confirm=confirm))
+    reached, value, live = dict.fromkeys(cells, 0), {}, set(cells)
+    while live:
+        c = rng.choice(sorted(live))
+        reached[c] += 1
+        value[c] = quality[c] + rng.normal(scale=1 / reached[c])
+        if s.on_result(c, reached[c], value[c]) == "stop" or reached[c] == max_t:
+            live.discard(c)
+    info = {c: {"reached": reached[c], "value": value[c]} for c in cells}
+    again = cells_to_confirm(info, max_t=max_t, anchors=a.keys(), top=confirm)
+    return sum(reached.values()) + sum(max_t - reached[c] for c in again), a
+
+
+@pytest.mark.parametrize("k,max_t,grace,eta,budget", [(6, 8, 1, 3, 0.5), (7, 16, 1, 8, 0.25),
+                                                      (8, 8, 1, 4, 0.3), (6, 12, 1, 2, 0.4)])
+def test_a_simulated_run_stays_within_its_budget(k, max_t, grace, eta, budget):
+    for seed in range(20):
+        used, a = _simulate(k, max_t=max_t, grace=grace, eta=eta, budget=budget, confirm=1,
+                            seed=seed)
+        assert used <= budget * 2 ** k * max_t + 1e-9
+        assert used <= capped_epochs(a, max_t=max_t, grace_period=grace,
+                                     reduction_factor=eta, budget=budget, confirm=1) * 1.25
+
+
+def test_without_the_ceiling_the_same_runs_go_over_it():
+    """The test above can fail: with the ceiling lifted, asynchronous promotion and the
+    stratified survivors take the 7-factor run past 25%."""
+    over = 0
+    for seed in range(20):
+        used, _ = _simulate(7, max_t=16, grace=1, eta=8, budget=1.0, confirm=1, seed=seed)
+        over += used > 0.25 * 128 * 16
+    assert over > 0
