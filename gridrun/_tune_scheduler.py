@@ -46,16 +46,18 @@ def cell_scheduler(ablation, cells, anchors):
 
 
 def seed_scheduler(scheduler, cells, previous, ablation) -> None:
-    """Give the scheduler the rung values of cells earlier sessions finished, so a resumed
-    run judges its cells against the same bar."""
+    """Give the scheduler the rung values of cells earlier sessions finished, and what was
+    decided there, so a resumed run judges its cells against the same bar and charges the
+    promotions already made to the budget."""
     if scheduler is None or not previous:
         return
     for c in cells:
         eps = [previous[t.trial_id][1] for t in c.trials if t.trial_id in previous]
         if len(eps) < len(c.trials):
             continue
+        reached = min(len(e) for e in eps)
         for r in scheduler.state.rungs:
             vals = [e[r - 1].get(ablation.metric) for e in eps if len(e) >= r]
             vals = [v for v in vals if v is not None]
             if vals and len(vals) == len(eps):
-                scheduler.state.on_result(c.key, r, sum(vals) / len(vals))
+                scheduler.state.record(c.key, r, sum(vals) / len(vals), passed=reached > r)

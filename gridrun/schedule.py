@@ -391,6 +391,30 @@ class RungState:
         return "continue"
 
 
+    def record(self, cell: str, epoch: int, value: float | None, passed: bool) -> None:
+        """What an earlier session decided at a rung, replayed as a fact (a resumed run):
+        the value joins the bar, and a promotion counts as a survivor and is charged to
+        the budget, whatever the bar would say now.
+
+        >>> s = RungState([1, 3], 3, max_t=8, allowance=4, stratify=False)
+        >>> s.record("a", 1, .5, passed=True); s.record("b", 1, .9, passed=False)
+        >>> s.spent, s.stopped, s.on_result("c", 1, .95)
+        (2, {'b': 1}, 'continue')
+        """
+        rec = self.recorded.setdefault(epoch, {})
+        if cell in rec:
+            return
+        rec[cell] = value if value is not None and math.isfinite(value) else None
+        if not passed:
+            self.stopped[cell] = epoch
+        elif cell not in self.protected:
+            surv = self.survivors.setdefault(epoch, {})
+            for s in self.strata.get(cell, ()):
+                surv[s] = surv.get(s, 0) + 1
+            later = [r for r in self.rungs if r > epoch]
+            self.spent += (later[0] if later else self.max_t) - epoch
+
+
 def strata_of(levels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The (factor, level) pairs stratified promotion keeps alive, for one cell."""
     return tuple((f, cell_key({"v": v})) for f, v in levels.items())

@@ -223,6 +223,45 @@ def test_ctrl_c_stops_in_seconds_says_how_to_resume_and_resume_finishes(tmp_path
     assert "complete" in gridrun("status", uri, cwd=tmp_path).stdout
 
 
+def test_a_screened_run_interrupted_and_resumed_keeps_its_budget(tmp_path):
+    """Ctrl-C in the middle of an ASHA screen, then resume: the resumed session is given the
+    earlier rungs' values and promotions, so the whole run stays under the budget's
+    ceiling, and nothing finished trains again."""
+    spec = tmp_path / "screen.py"
+    spec.write_text(textwrap.dedent(f"""
+        from gridrun import ASHA, Ablation, Factor
+        ablation = Ablation(
+            name="screen", dataset="digits",
+            factors=[Factor('lr', [0.05, 1e-6]), {FACTORS}],
+            fixed={{"epochs": 6, "batch_size": 32}}, seeds=2, train_size=500,
+            scheduler=ASHA(grace_period=1, reduction_factor=2, budget=0.75),
+            resources={{"cpu": 1}}, max_concurrent=2)
+    """))
+    proc = start("launch", spec, "--out", tmp_path / "run", cwd=tmp_path)
+    run = tmp_path / "run"
+    ray_procs = []
+    try:
+        wait_for(lambda: len(parts(run)) >= 3, 240, "three finished cells")
+        ray_procs = tree(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        wait_gone(ray_procs, "the interrupted driver's Ray processes to exit")
+    finally:
+        kill_all([proc, *ray_procs])
+    assert proc.returncode == 130, err[-3000:]
+    done = parts(run)
+    assert 0 < len(done) < 32
+    resumed = gridrun("resume", run, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 32 and set(trials.status) <= {"completed", "stopped_early"}
+    assert all(trials.wall_seconds[t] == r["wall_seconds"] for t, r in done.items())
+    exactly_once(run)
+    # 16 cells x 6 epochs x 2 seeds, at most three quarters of it
+    assert trials.epochs_run.sum() <= 0.75 * 16 * 6 * 2
+    assert (trials.status == "stopped_early").any()
+
+
 CLUSTER = textwrap.dedent("""
     # A head and two worker nodes, each its own raylet, in this process's children; prints
     # where they are, then keeps them until stdin closes.
