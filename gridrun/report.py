@@ -339,6 +339,19 @@ def _level_rows(run, a, metric, budget):
     return level_summaries(trials, run.epochs, run.spec, metric=metric, budget=budget)
 
 
+def _budget_notes(run) -> list[str]:
+    """A note when the ASHA budget's ceiling stopped screened cells (run.json's schedule)."""
+    sched = run.info.get("schedule") or {}
+    capped = sched.get("stopped_by_budget") or {}
+    if not capped:
+        return []
+    return [f"The budget ({sched['budget']:.0%} of the grid's epochs) stopped {len(capped)} "
+            f"screened cell(s) that ASHA's bar or stratified promotion would have kept, the "
+            f"first at epoch {min(capped.values())}: the effects come from the anchors and "
+            f"do not depend on it, but the search for the best configuration saw fewer "
+            f"cells to the end."]
+
+
 def _error_notes(run) -> list[str]:
     """One line per distinct error: how many trials, which configurations, the message."""
     bad = run.trials[run.trials.status == "error"]
@@ -406,7 +419,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
                f"({c.n_completed} completed, {c.n_stopped_early} stopped by ASHA, "
                f"{c.n_error} errors), {c.n_seeds} seeds")
     notes = ([f"Numbers: {a.basis}."] if a.basis else []) + list(a.notes)
-    notes += _error_notes(run)
+    notes += _error_notes(run) + _budget_notes(run)
     by_framework = None
     if len(run.spec["factors"].get("framework", ())) > 1:
         from gridrun.analysis._by_level import effects_by

@@ -167,6 +167,10 @@ def test_the_budget_is_a_ceiling_on_a_real_run(tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())["schedule"]
     assert info["budget"] == 0.5 and len(info["stopped_by_budget"]) >= 1
     assert "screened cell(s) that would otherwise have been promoted" in proc.stderr
+    report = gridrun("report", tmp_path / "run", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (f"The budget (50% of the grid's epochs) stopped {len(info['stopped_by_budget'])} "
+            "screened cell(s)") in report.stdout
 
 
 def test_epoch_metrics_are_complete(asha_run):
