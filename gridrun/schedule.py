@@ -375,8 +375,7 @@ class RungState:
         if not keep and self.stratify and not bad:
             keep = any(surv.get(s, 0) == 0 for s in self.strata.get(cell, ()))
         if keep and cell not in self.protected and math.isfinite(self.allowance):
-            later = [r for r in self.rungs if r > epoch]
-            cost = (later[0] if later else self.max_t) - epoch
+            cost = self._step(epoch)
             keep = self.spent + cost <= self.allowance + 1e-9
             if keep:
                 self.spent += cost
@@ -390,6 +389,10 @@ class RungState:
                 surv[s] = surv.get(s, 0) + 1
         return "continue"
 
+    def _step(self, epoch: int) -> int:
+        """The epochs a promotion at rung ``epoch`` commits: to the next rung, or the end."""
+        later = [r for r in self.rungs if r > epoch]
+        return (later[0] if later else self.max_t) - epoch
 
     def record(self, cell: str, epoch: int, value: float | None, passed: bool) -> None:
         """What an earlier session decided at a rung, replayed as a fact (a resumed run):
@@ -411,8 +414,7 @@ class RungState:
             surv = self.survivors.setdefault(epoch, {})
             for s in self.strata.get(cell, ()):
                 surv[s] = surv.get(s, 0) + 1
-            later = [r for r in self.rungs if r > epoch]
-            self.spent += (later[0] if later else self.max_t) - epoch
+            self.spent += self._step(epoch)
 
 
 def strata_of(levels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -457,8 +459,9 @@ def promotion_allowance(anchors: Anchors, *, max_t: int, grace_period: int,
     """The cell-epochs screened cells may spend past their first rung so the run stays
     within ``budget`` (a share of every cell running ``max_t`` epochs): what is left after
     the anchors' full budget, every screened cell's first rung, and the ``confirm`` best
-    cells' run from there to the end (the best may have been stopped at the first rung). Negative when those alone exceed the budget:
-    then no screened cell goes past its first rung.
+    cells' run from there to the end (the best may have been stopped at the first rung).
+    Negative when those alone exceed the budget: then no screened cell goes past its first
+    rung.
 
     The 6-factor benchmark: 64 cells, 16 anchors, 8 epochs, rungs 1 and 3, a budget of 50%:
 
@@ -490,8 +493,10 @@ def capped_epochs(anchors: Anchors, *, max_t: int, grace_period: int, reduction_
     allowance = promotion_allowance(anchors, max_t=max_t, grace_period=grace_period,
                                     reduction_factor=reduction_factor, budget=budget,
                                     confirm=confirm)
-    floor = budget * anchors.n_cells * max_t - allowance  # anchors, first rungs, confirm
-    return min(free, floor + max(allowance, 0.0))
+    ceiling = budget * anchors.n_cells * max_t
+    if allowance < 0:  # every screened cell stops at its first rung; the best is confirmed
+        return ceiling - allowance
+    return min(free, ceiling)
 
 
 def expected_epochs(anchors: Anchors, *, max_t: int, grace_period: int,
