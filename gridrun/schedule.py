@@ -219,7 +219,7 @@ def anchors_of(ablation) -> Anchors:
         ablation.target or {}, design=ablation.design, max_t=ablation.epochs,
         resolution=s.resolution if s else DEFAULT_RESOLUTION,
         grace_period=s.grace_period if s else 1, reduction_factor=s.reduction_factor if s else 3,
-        budget=getattr(s, "budget", DEFAULT_BUDGET))
+        budget=getattr(s, "budget", DEFAULT_BUDGET), confirm=s.confirm if s else 1)
 
 
 def scheduled_epochs(ablation, anchors: Anchors | None = None) -> float:
@@ -243,22 +243,23 @@ def anchors_of_spec(spec: Mapping[str, Any]) -> Anchors | None:
                     design=spec.get("design", "full"), max_t=int(spec["epochs"]),
                     resolution=sched["resolution"], grace_period=sched["grace_period"],
                     reduction_factor=sched["reduction_factor"],
-                    budget=sched.get("budget", DEFAULT_BUDGET))
+                    budget=sched.get("budget", DEFAULT_BUDGET),
+                    confirm=sched.get("confirm", 1))
 
 
 def _anchors(factors, baseline, target, *, design, max_t, resolution, grace_period,
-             reduction_factor, budget) -> Anchors:
+             reduction_factor, budget, confirm) -> Anchors:
     if resolution is not None:
         return anchors_for(factors, baseline, target, design=design, resolution=resolution)
     return choose_resolution(factors, baseline, target, design=design, max_t=max_t,
                              grace_period=grace_period, reduction_factor=reduction_factor,
-                             budget=budget)
+                             budget=budget, confirm=confirm)
 
 
 def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, Any],
                       target: Mapping[str, Any], *, max_t: int, grace_period: int,
                       reduction_factor: int, budget: float = DEFAULT_BUDGET,
-                      design: str = "full") -> Anchors:
+                      design: str = "full", confirm: int = 1) -> Anchors:
     """The anchors of the highest resolution whose schedule is expected to fit ``budget``
     (a share of the grid's trial-epochs): resolution V when it fits, else IV.
 
@@ -277,8 +278,8 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
     "resolution V would need 62% of the grid's epochs, over the budget of 50%"
     >>> print(choose_resolution(six, {}, {}, max_t=8, grace_period=1, reduction_factor=4,
     ...                         budget=0.25).why)   # doctest: +NORMALIZE_WHITESPACE
-    resolution V would need 62% of the grid's epochs, over the budget of 25%, and
-    resolution IV an expected 44%, over it too: ...
+    resolution V would need 62% of the grid's epochs, over the budget of 25%, and even
+    resolution IV's anchors with every first rung exceed it: ...
     """
     four = anchors_for(factors, baseline, target, design=design, resolution=4)
     if four.is_all:
@@ -297,11 +298,11 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
         return replace(five, why=why)
     why = (f"resolution V would need {min(share, 1.0):.0%} of the grid's epochs, over the "
            f"budget of {budget:.0%}")
-    share_four = share_of(four)
-    if share_four > budget + 1e-9:  # the smallest anchors there are: say the budget is missed
-        why += (f", and resolution IV an expected {share_four:.0%}, over it too: the "
-                f"budget fits no anchors gridrun can take (more two-level factors make them "
-                f"a smaller share; or raise the budget)")
+    floor = capped_epochs(four, max_t=max_t, grace_period=grace_period,
+                          reduction_factor=reduction_factor, budget=budget, confirm=confirm) / total
+    if floor > budget + 1e-9:  # the smallest anchors there are: say the budget is missed
+        why += (", and even resolution IV's anchors with every first rung exceed it: raise "
+                "the budget, or add two-level factors, which make the anchors a smaller share")
     return replace(four, why=why)
 
 
