@@ -262,11 +262,13 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     complete = not interrupted and len(rows) == len(trials)
     info = run_info(ablation, spec_path, started_at, data, machine, len(trials), len(rows),
                     not complete)
-    capped = {} if scheduler is None else scheduler.state.over_budget
+    capped = _capped_before(loc) if previous else {}  # earlier sessions', or the screen's
+    new_caps = {} if scheduler is None else scheduler.state.over_budget
+    capped.update(new_caps)
     info["schedule"] = _schedule_info(ablation, anchors, rows, confirmed, capped)
-    if capped:
+    if new_caps:
         console.print(f"the budget ({ablation.scheduler.budget:.0%} of the grid's epochs) "
-                      f"stopped {len(capped)} screened cell(s) that would otherwise have "
+                      f"stopped {len(new_caps)} screened cell(s) that would otherwise have "
                       "been promoted", highlight=False, soft_wrap=True)
     info["sessions"] = sessions
     store.write_run(loc, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
@@ -350,6 +352,16 @@ def _fit(tuner) -> bool:
     except KeyboardInterrupt:
         return True
     return False
+
+
+def _capped_before(loc) -> dict:
+    """The cells the budget's ceiling stopped in earlier sessions of the run (an interrupted
+    screen, or the screen that ``confirm`` follows), from its run.json; {} when unknown."""
+    try:
+        info = _journal.read_state(loc)[0] or {}
+    except store.StoreError:
+        return {}
+    return dict((info.get("schedule") or {}).get("stopped_by_budget") or {})
 
 
 def _schedule_info(ablation, anchors, rows, confirmed, capped) -> dict:

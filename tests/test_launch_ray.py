@@ -171,6 +171,10 @@ def test_the_budget_is_a_ceiling_on_a_real_run(tmp_path):
     assert report.returncode == 0, report.stderr
     assert (f"The budget (50% of the grid's epochs) stopped {len(info['stopped_by_budget'])} "
             "screened cell(s)") in report.stdout
+    # a later confirm keeps the record of what the screen's ceiling stopped
+    assert gridrun("confirm", tmp_path / "run", "--top", "2", cwd=tmp_path).returncode == 0
+    again = json.loads((tmp_path / "run" / "run.json").read_text())["schedule"]
+    assert again["stopped_by_budget"] == info["stopped_by_budget"]
 
 
 def test_epoch_metrics_are_complete(asha_run):
