@@ -16,13 +16,11 @@ def cell_scheduler(ablation, cells, anchors):
         return None
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-    from gridrun.schedule import RungState, asha_rungs, promotion_allowance, strata_of
+    from gridrun.schedule import (RungState, asha_rungs, budget_settings, promotion_allowance,
+                                  strata_of)
 
     sch = ablation.scheduler
-    allowance = promotion_allowance(anchors, max_t=ablation.epochs,
-                                    grace_period=sch.grace_period,
-                                    reduction_factor=sch.reduction_factor, budget=sch.budget,
-                                    confirm=sch.confirm)
+    allowance = promotion_allowance(anchors, **budget_settings(ablation))
     state = RungState(asha_rungs(ablation.epochs, sch.grace_period, sch.reduction_factor),
                       sch.reduction_factor, ablation.mode, protected=anchors.keys(),
                       strata={c.key: strata_of(c.levels) for c in cells},

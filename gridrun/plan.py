@@ -79,7 +79,7 @@ def _epochs_per_cell(a, n_points: int) -> float:
 
 def anchors_text(ablation) -> str:
     """What the scheduler will never stop, in one line (for plan and launch)."""
-    from gridrun.schedule import anchors_of, asha_rungs, promotion_allowance
+    from gridrun.schedule import anchors_of, asha_rungs, budget_settings, promotion_allowance
 
     if ablation.scheduler is None:
         return "no early stopping: every cell runs every epoch"
@@ -91,9 +91,7 @@ def anchors_text(ablation) -> str:
                 f"(scheduler=None does the same)")
     s = ablation.scheduler
     n_screen = a.n_cells - len(a.points)
-    left = promotion_allowance(a, max_t=ablation.epochs, grace_period=s.grace_period,
-                               reduction_factor=s.reduction_factor, budget=s.budget,
-                               confirm=s.confirm)
+    left = promotion_allowance(a, **budget_settings(ablation))
     if left < 0:
         first = (asha_rungs(ablation.epochs, s.grace_period, s.reduction_factor)
                  or [ablation.epochs])[0]

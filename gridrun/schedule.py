@@ -37,7 +37,7 @@ from gridrun._fractional import fractional_plan
 __all__ = ["Anchors", "anchors_for", "anchors_of", "anchors_of_spec", "asha_rungs",
            "asha_expected_epochs", "expected_epochs", "RungState", "strata_of", "cutoff",
            "cells_to_confirm", "cell_key", "choose_resolution", "promotion_allowance",
-           "capped_epochs", "scheduled_epochs",
+           "capped_epochs", "scheduled_epochs", "budget_settings",
            "DEFAULT_BUDGET", "DEFAULT_RESOLUTION"]
 
 DEFAULT_RESOLUTION = 4  # main effects clear of two-factor interactions
@@ -222,14 +222,19 @@ def anchors_of(ablation) -> Anchors:
         budget=getattr(s, "budget", DEFAULT_BUDGET), confirm=s.confirm if s else 1)
 
 
+def budget_settings(ablation) -> dict:
+    """The keyword arguments of ``promotion_allowance`` and ``capped_epochs`` for an
+    ablation with a scheduler."""
+    s = ablation.scheduler
+    return dict(max_t=ablation.epochs, grace_period=s.grace_period,
+                reduction_factor=s.reduction_factor, budget=s.budget, confirm=s.confirm)
+
+
 def scheduled_epochs(ablation, anchors: Anchors | None = None) -> float:
     """Expected epochs per seed over a screened full factorial (ASHA on, not every cell an
     anchor) under gridrun's scheduling: ``capped_epochs`` with the scheduler's settings."""
     anchors = anchors_of(ablation) if anchors is None else anchors
-    s = ablation.scheduler
-    return capped_epochs(anchors, max_t=ablation.epochs, grace_period=s.grace_period,
-                         reduction_factor=s.reduction_factor, budget=s.budget,
-                         confirm=s.confirm)
+    return capped_epochs(anchors, **budget_settings(ablation))
 
 
 def anchors_of_spec(spec: Mapping[str, Any]) -> Anchors | None:
@@ -298,9 +303,9 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
         return replace(five, why=why)
     why = (f"resolution V would need {min(share, 1.0):.0%} of the grid's epochs, over the "
            f"budget of {budget:.0%}")
-    floor = capped_epochs(four, max_t=max_t, grace_period=grace_period,
-                          reduction_factor=reduction_factor, budget=budget, confirm=confirm) / total
-    if floor > budget + 1e-9:  # the smallest anchors there are: say the budget is missed
+    if promotion_allowance(four, max_t=max_t, grace_period=grace_period,
+                           reduction_factor=reduction_factor, budget=budget,
+                           confirm=confirm) < 0:  # the smallest anchors: the budget is missed
         why += (", and even resolution IV's anchors with every first rung exceed it: raise "
                 "the budget, or add two-level factors, which make the anchors a smaller share")
     return replace(four, why=why)
@@ -386,9 +391,14 @@ class RungState:
             self.stopped[cell] = epoch
             return "stop"
         if cell not in self.protected:
-            for s in self.strata.get(cell, ()):
-                surv[s] = surv.get(s, 0) + 1
+            self._survive(cell, epoch)
         return "continue"
+
+    def _survive(self, cell: str, epoch: int) -> None:
+        """Count a screened cell as a survivor of its levels at rung ``epoch``."""
+        surv = self.survivors.setdefault(epoch, {})
+        for s in self.strata.get(cell, ()):
+            surv[s] = surv.get(s, 0) + 1
 
     def _step(self, epoch: int) -> int:
         """The epochs a promotion at rung ``epoch`` commits: to the next rung, or the end."""
@@ -412,9 +422,7 @@ class RungState:
         if not passed:
             self.stopped[cell] = epoch
         elif cell not in self.protected:
-            surv = self.survivors.setdefault(epoch, {})
-            for s in self.strata.get(cell, ()):
-                surv[s] = surv.get(s, 0) + 1
+            self._survive(cell, epoch)
             self.spent += self._step(epoch)
 
 
