@@ -88,11 +88,14 @@ def run_gridrun(a, out: Path) -> dict:
     done = (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["complete"]
     if not done:  # a run cut off earlier is resumed: its finished trials are kept
         t0 = time.perf_counter()
-        if launch(a, run_dir=out, show_progress=False).interrupted:
+        try:
+            interrupted = launch(a, run_dir=out, show_progress=False).interrupted
+        finally:  # every session's time counts, an interrupted one's too
+            wall = out / "wall.json"
+            before = json.loads(wall.read_text())["seconds"] if wall.is_file() else 0.0
+            wall.write_text(json.dumps({"seconds": before + time.perf_counter() - t0}))
+        if interrupted:
             sys.exit(f"{out}: interrupted; run the same command again to finish it")
-        wall = out / "wall.json"
-        before = json.loads(wall.read_text())["seconds"] if wall.is_file() else 0.0
-        wall.write_text(json.dumps({"seconds": before + time.perf_counter() - t0}))
     return _effects_from_store(out)
 
 
