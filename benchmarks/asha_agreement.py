@@ -22,7 +22,7 @@ the largest absolute error (points of accuracy). Prints one table and writes JSO
     python benchmarks/asha_agreement.py --techniques augmentation,batchnorm,dropout,\
         optimizer,weight_decay,batch_size,lr_schedule --epochs 16 --train-size 12000 \
         --eta 8 --budget 0.25 --out runs/bench_7x12k
-        # 7 factors within a quarter of the truth's epochs (the truth alone is about 3 h)
+        # 7 factors within a quarter of the truth's epochs (the truth alone is about 4.5 h)
 
 Each arm's run folder is kept under --out and reused when present (delete it to re-run).
 """
