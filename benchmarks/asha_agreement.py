@@ -25,6 +25,12 @@ the largest absolute error (points of accuracy). Prints one table and writes JSO
         # 7 factors within a quarter of the truth's epochs (the truth alone is about 4.5 h)
 
 Each arm's run folder is kept under --out and reused when present (delete it to re-run).
+The summaries of the grids the README quotes are in benchmarks/results/. ``--truth-from``
+compares new arms with the truth of such a summary instead of training the truth again:
+
+    python benchmarks/asha_agreement.py --techniques augmentation,batchnorm,dropout,\
+        optimizer,weight_decay,batch_size,lr_schedule --epochs 16 --train-size 12000 \
+        --eta 8 --budget 0.25 --truth-from benchmarks/results/asha_7x12k.json --arms vanilla
 """
 
 from __future__ import annotations
@@ -166,7 +172,7 @@ def run_vanilla(a, out: Path) -> dict:
         for lv in f.levels[1:]:
             hi = [v for lvls, v, _ in rows if lvls[f.name] == lv]
             lo = [v for lvls, v, _ in rows if lvls[f.name] == base]
-            effects[f"{f.name}={lv}"] = (np.mean(hi) - np.mean(lo), math.nan, math.nan)
+            effects[_name_of(f, lv)] = (np.mean(hi) - np.mean(lo), math.nan, math.nan)
     result = {"effects": effects, "trial_epochs": int(sum(n for *_, n in rows)),
               "seconds": time.perf_counter() - t0, "basis": "last reported value"}
     path.write_text(json.dumps(result))
@@ -303,6 +309,32 @@ def compare(truth: dict, arm: dict) -> dict:
             "rho": float(spearmanr(t, x).statistic), "max_err": float(100 * np.abs(x - t).max())}
 
 
+GRID_ARGS = ("factors", "techniques", "seeds", "epochs", "train_size", "val_fraction")
+
+
+def earlier_summary(path: Path, args) -> dict:
+    """A summary JSON this script wrote (or one recorded from its output) for the same grid:
+    its arms are reused, its truth is the one every new arm is compared with."""
+    try:
+        summary = json.loads(path.read_text())
+        truth = summary["arms"]["truth"]
+        recorded = summary["args"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"--truth-from {path}: not a summary of this benchmark ({e!r})")
+    keys = [k for k in GRID_ARGS if k != "factors" or not args.techniques]
+    differ = [f"{k} {recorded.get(k)} there, {getattr(args, k)} here" for k in keys
+              if recorded.get(k) != str(getattr(args, k))]
+    if differ:
+        sys.exit(f"--truth-from {path}: another grid ({'; '.join(differ)})")
+    if not {_name_of(f, f.levels[-1]) for f in chosen(args)} <= set(truth["effects"]):
+        sys.exit(f"--truth-from {path}: its truth lacks some of this grid's effects")
+    return summary
+
+
+def _name_of(f, level) -> str:
+    return f"{f.name}={level}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--factors", type=int, default=6, choices=range(4, 9))
@@ -324,7 +356,12 @@ def main(argv=None) -> int:
                         "schedule may use (a ceiling; default 0.5)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--arms", default="truth,vanilla,gridrun")
+    p.add_argument("--truth-from", type=Path, default=None,
+                   help="a summary JSON of the same grid (benchmarks/results/ has the "
+                        "README's): take its truth and arms instead of training them; the "
+                        "arms asked for that it lacks are run and added")
     args = p.parse_args(argv)
+    earlier = earlier_summary(args.truth_from, args) if args.truth_from else {}
     out = args.out or Path("runs") / ablation(args, None).name.replace("asha_bench", "bench_asha")
     out.mkdir(parents=True, exist_ok=True)
     asha = ASHA(grace_period=args.grace, reduction_factor=args.eta)
@@ -333,18 +370,22 @@ def main(argv=None) -> int:
                         resolution=args.resolution, budget=args.budget)
     label = ("gridrun" + ("" if args.resolution is None else f" res {args.resolution}")
              + ("" if args.budget == 0.5 else f" budget {args.budget:g}"))
-    res = {"truth": run_gridrun(ablation(args, None), out / "truth")}
-    if "vanilla" in arms:
+    res = dict(earlier.get("arms", {}))
+    if "truth" not in res:
+        res["truth"] = run_gridrun(ablation(args, None), out / "truth")
+    if "vanilla" in arms and "vanilla ASHA" not in res:
         res["vanilla ASHA"] = run_vanilla(ablation(args, asha), out / "vanilla")
-    if "gridrun" in arms:
+    if "gridrun" in arms and label not in res:
         res[label] = run_gridrun(ablation(args, gridrun_asha),
                                  out / label.replace(" ", "_"))
-    for r in (4, 5):  # what the anchors alone give, from the truth's own trials
+    has_cells = (out / "truth" / "run.json").is_file()  # the truth's trials, not a summary's
+    for r in (4, 5) if has_cells else ():  # what the anchors alone give, from its trials
         try:
             res[f"fraction res {'IV' if r == 4 else 'V'}"] = fraction_effects(out, r)
         except ValueError:  # an analysis that cannot take the subset (e.g. a tiny grid)
             pass
-    table = {k: compare(res["truth"], v) for k, v in res.items()}
+    table = dict(earlier.get("table", {}))  # rows a summary recorded without their effects
+    table.update({k: compare(res["truth"], v) for k, v in res.items()})
     print(f"Fashion-MNIST, {len(chosen(args))} two-level factors "
           f"({', '.join(f.name for f in chosen(args))}), {args.seeds} seeds, "
           f"{args.epochs} epochs, ASHA grace {args.grace} eta {args.eta}, "
@@ -360,24 +401,30 @@ def main(argv=None) -> int:
         others = "  ".join(f"{k} {100 * res[k]['effects'][n][0]:+.2f}" for k in res
                            if k != "truth")
         print(f"  {n:<22} truth {100 * v:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]  {others}")
-    print("\nevery regular fraction of the anchors' size, largest error over the effects "
-          "(points; from the truth's cells):")
-    spread = {}
-    for r in (4, 5):
-        for resolution, errs in sorted(every_fraction(out, r).items()):
-            e = np.array(errs)
-            spread[f"{len(e)} at resolution {resolution} (anchors asked at {r})"] = errs
-            print(f"  anchors at resolution {'IV' if r == 4 else 'V'}: {len(e)} fractions of "
-                  f"resolution {resolution}: best {e.min():.2f}, median {np.median(e):.2f}, "
-                  f"worst {e.max():.2f}; under 0.5 in {np.mean(e < 0.5):.0%}")
-    print("\ninteractions of the truth's full factorial, by order (points; root mean square, "
-          "its seed noise, and the largest two):")
-    spectrum = interaction_spectrum(out)
-    for r, (rms, noise, top) in spectrum.items():
-        print(f"  {r}: {rms:.2f} (noise {noise:.2f})  "
-              + ";  ".join(f"{w} {v:+.2f}" for w, v in top))
-    summary = {"args": {k: str(v) for k, v in vars(args).items()}, "table": table,
-               "arms": res, "every_fraction": spread, "interactions": spectrum}
+    summary = {**earlier, "args": {k: str(v) for k, v in vars(args).items()}, "table": table,
+               "arms": res}
+    if not has_cells:
+        print(f"\n(the truth's trials are not under {out}: its cells' fractions and "
+              "interactions are not computed)")
+    else:
+        print("\nevery regular fraction of the anchors' size, largest error over the effects "
+              "(points; from the truth's cells):")
+        spread = {}
+        for r in (4, 5):
+            for resolution, errs in sorted(every_fraction(out, r).items()):
+                e = np.array(errs)
+                spread[f"{len(e)} at resolution {resolution} (anchors asked at {r})"] = errs
+                print(f"  anchors at resolution {'IV' if r == 4 else 'V'}: {len(e)} fractions "
+                      f"of resolution {resolution}: best {e.min():.2f}, median "
+                      f"{np.median(e):.2f}, worst {e.max():.2f}; under 0.5 in "
+                      f"{np.mean(e < 0.5):.0%}")
+        print("\ninteractions of the truth's full factorial, by order (points; root mean "
+              "square, its seed noise, and the largest two):")
+        spectrum = interaction_spectrum(out)
+        for r, (rms, noise, top) in spectrum.items():
+            print(f"  {r}: {rms:.2f} (noise {noise:.2f})  "
+                  + ";  ".join(f"{w} {v:+.2f}" for w, v in top))
+        summary.update(every_fraction=spread, interactions=spectrum)
     name = label.replace(" ", "_") if "gridrun" in arms else "_".join(res).replace(" ", "_")
     (out / f"summary_{name}.json").write_text(json.dumps(summary, indent=2))  # one per arms
     return 0

@@ -2,6 +2,7 @@
 additive grid plus one planted three-factor interaction."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,52 @@ def test_the_spectrum_s_noise_column_is_the_contrasts_standard_error_over_seeds(
     rms_all = np.sqrt(np.mean([rms ** 2 for rms, _, _ in spectrum.values()]))
     assert abs(noise_all - 2 / np.sqrt(192)) < 0.03
     assert abs(rms_all - 2 / np.sqrt(192)) < 0.03  # pure noise: all of it is noise
+
+
+SEVEN = ["--techniques", "augmentation,batchnorm,dropout,optimizer,weight_decay,batch_size,"
+         "lr_schedule", "--epochs", "16", "--train-size", "12000", "--eta", "8",
+         "--budget", "0.25"]
+RECORDED = BENCH.parent / "results" / "asha_7x12k.json"
+
+
+def test_the_recorded_7_factor_summary_agrees_with_its_own_table():
+    bench = load_bench()
+    args = bench.argparse.Namespace(factors=6, techniques=SEVEN[1], seeds=3, epochs=16,
+                                    train_size=12000, val_fraction=0.03)
+    summary = bench.earlier_summary(RECORDED, args)
+    row = bench.compare(summary["arms"]["truth"], summary["arms"]["gridrun budget 0.25"])
+    table = summary["table"]["gridrun budget 0.25"]
+    assert row["epochs"] == table["epochs"] == 1482 and row["signs"] == table["signs"]
+    assert round(row["rho"], 2) == table["rho"]
+    assert round(row["max_err"], 2) == table["max_err"]
+
+
+def test_truth_from_adds_an_arm_to_a_recorded_summary_without_training(tmp_path, capsys):
+    bench = load_bench()
+    truth = json.loads(RECORDED.read_text())["arms"]["truth"]["effects"]
+    (tmp_path / "vanilla").mkdir()
+    vanilla = {n: [v + (0.02 if n == "batch_size=256" else 0.0), None, None]
+               for n, (v, *_) in truth.items()}  # one effect two points off, the rest exact
+    (tmp_path / "vanilla" / "vanilla.json").write_text(json.dumps(
+        {"effects": vanilla, "trial_epochs": 700, "seconds": 60.0, "basis": "last value"}))
+    assert bench.main(SEVEN + ["--truth-from", str(RECORDED), "--arms", "vanilla",
+                               "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "vanilla ASHA" in out and "fraction res IV" in out  # recorded rows kept
+    summary = json.loads(next(tmp_path.glob("summary_*.json")).read_text())
+    row = summary["table"]["vanilla ASHA"]
+    assert row["epochs"] == 700 and abs(row["max_err"] - 2.0) < 1e-9
+    assert round(summary["table"]["gridrun budget 0.25"]["max_err"], 2) == 0.39
+    assert "source" in summary  # what the recorded numbers are stays with them
+
+
+def test_truth_from_refuses_a_summary_of_another_grid(tmp_path):
+    bench = load_bench()
+    try:
+        bench.main(SEVEN[:2] + ["--epochs", "8"] + SEVEN[4:] + ["--truth-from", str(RECORDED),
+                                 "--out", str(tmp_path)])
+    except SystemExit as e:
+        assert "another grid" in str(e) and "epochs 16 there, 8 here" in str(e)
+    else:
+        raise AssertionError("a summary of a 16-epoch grid was taken for an 8-epoch one")
+    assert not list(tmp_path.glob("*/"))  # nothing trained, nothing written
