@@ -128,6 +128,10 @@ def plan(spec: Path, seconds_per_epoch: float | None, calibrate: bool, trials: b
 def _print_launch_summary(result) -> None:
     from gridrun.report import report_text
 
+    if result.note:
+        click.echo(result.note)
+        click.echo(f"report: gridrun report {result.run_dir}")
+        return
     state = "interrupted" if result.interrupted else "finished"
     confirmed = (f", {result.confirmed} continued to the full budget"
                  if result.confirmed else "")

@@ -65,6 +65,7 @@ class LaunchResult:
     interrupted: bool
     confirmed: int = 0  # trials continued from a checkpoint to the full budget
     resumed: int = 0  # trials already finished by earlier sessions of this run
+    note: str = ""  # one line for the user when there was nothing to run
 
 
 def _init_ray(address: str | None, verbose: bool) -> None:
@@ -313,6 +314,14 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     info = {c.key: cell_progress(c, reports, errors, ablation.metric) for c in cells}
     keys = set(cells_to_confirm(info, max_t=ablation.epochs, anchors=anchors_of(ablation).keys(),
                                 top=top, mode=ablation.mode))
+    if not keys:  # a second confirm, or --top within the cells already at the end
+        counts = run.trials["status"].value_counts()
+        return LaunchResult(
+            shown(loc), len(run.trials), int(counts.get("completed", 0)),
+            int(counts.get("stopped_early", 0)), int(counts.get("error", 0)), 0.0, False,
+            note=f"nothing to confirm: every anchor and the {top} best screened cell(s) "
+                 f"already ran all {ablation.epochs} epochs (errored cells are never "
+                 "confirmed); the run is unchanged")
     ckpt = loc.child(store.CHECKPOINTS)
     continued = {t.trial_id: info[c.key]["reached"] for c in cells if c.key in keys
                  for t in c.trials
