@@ -111,15 +111,17 @@ def _effects_from_store(out: Path) -> dict:
 
     run = read_run(out)
     an = analyze(run.trials, run.epochs, run.spec, n_boot=500)
-    return {"effects": {_name(e): (e.estimate.value, e.estimate.ci_low, e.estimate.ci_high)
+    return {"effects": {_key(e.factor, e.level):
+                        (e.estimate.value, e.estimate.ci_low, e.estimate.ci_high)
                         for e in an.main_effects},
             "trial_epochs": int(run.trials["epochs_run"].sum()),
             "seconds": json.loads((out / "wall.json").read_text())["seconds"],
             "basis": an.basis}
 
 
-def _name(e) -> str:
-    return f"{e.factor}={e.level}"
+def _key(factor: str, level) -> str:
+    """An effect's name in every arm's "effects": the factor and the level it moves to."""
+    return f"{factor}={level}"
 
 
 def run_vanilla(a, out: Path) -> dict:
@@ -172,7 +174,7 @@ def run_vanilla(a, out: Path) -> dict:
         for lv in f.levels[1:]:
             hi = [v for lvls, v, _ in rows if lvls[f.name] == lv]
             lo = [v for lvls, v, _ in rows if lvls[f.name] == base]
-            effects[_name_of(f, lv)] = (np.mean(hi) - np.mean(lo), math.nan, math.nan)
+            effects[_key(f.name, lv)] = (np.mean(hi) - np.mean(lo), math.nan, math.nan)
     result = {"effects": effects, "trial_epochs": int(sum(n for *_, n in rows)),
               "seconds": time.perf_counter() - t0, "basis": "last reported value"}
     path.write_text(json.dumps(result))
@@ -203,8 +205,8 @@ def fraction_effects(out: Path, resolution: int) -> dict:
     effects = {}
     for f, lv in spec["factors"].items():
         at = _at_last_level(t, f, lv)
-        effects[f"{f}={lv[-1]}"] = (float(t[at].last_val_acc.mean() - t[~at].last_val_acc.mean()),
-                                math.nan, math.nan)
+        effects[_key(f, lv[-1])] = (
+            float(t[at].last_val_acc.mean() - t[~at].last_val_acc.mean()), math.nan, math.nan)
     return {"effects": effects, "trial_epochs": int(t["epochs_run"].sum()),
             "seconds": math.nan, "basis": f"{len(keys)} cells of the truth"}
 
@@ -326,13 +328,9 @@ def earlier_summary(path: Path, args) -> dict:
               if recorded.get(k) != str(getattr(args, k))]
     if differ:
         sys.exit(f"--truth-from {path}: another grid ({'; '.join(differ)})")
-    if not {_name_of(f, f.levels[-1]) for f in chosen(args)} <= set(truth["effects"]):
+    if not {_key(f.name, f.levels[-1]) for f in chosen(args)} <= set(truth["effects"]):
         sys.exit(f"--truth-from {path}: its truth lacks some of this grid's effects")
     return summary
-
-
-def _name_of(f, level) -> str:
-    return f"{f.name}={level}"
 
 
 def main(argv=None) -> int:

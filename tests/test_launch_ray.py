@@ -175,9 +175,9 @@ def test_the_budget_is_a_ceiling_on_a_real_run(tmp_path):
     assert gridrun("confirm", tmp_path / "run", "--top", "2", cwd=tmp_path).returncode == 0
     # and the same again has nothing left to do: it says so, and leaves the run as it is
     stored = (tmp_path / "run" / "trials.parquet").read_bytes()
-    again = gridrun("confirm", tmp_path / "run", "--top", "2", cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.startswith("nothing to confirm: every anchor and the 2 best")
+    nothing = gridrun("confirm", tmp_path / "run", "--top", "2", cwd=tmp_path)
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert nothing.stdout.startswith("nothing to confirm: every anchor and the 2 best")
     assert (tmp_path / "run" / "trials.parquet").read_bytes() == stored
     again = json.loads((tmp_path / "run" / "run.json").read_text())["schedule"]
     assert again["stopped_by_budget"] == info["stopped_by_budget"]
