@@ -89,7 +89,7 @@ def ablation(args, scheduler):
 
 
 def run_gridrun(a, out: Path) -> dict:
-    from gridrun.launch import launch
+    from gridrun import launch
 
     done = (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["complete"]
     if not done:  # a run cut off earlier is resumed: its finished trials are kept
@@ -107,7 +107,7 @@ def run_gridrun(a, out: Path) -> dict:
 
 def _effects_from_store(out: Path) -> dict:
     from gridrun.analysis import analyze
-    from gridrun.store import read_run
+    from gridrun.store.tables import read_run
 
     run = read_run(out)
     an = analyze(run.trials, run.epochs, run.spec, n_boot=500)
@@ -134,7 +134,7 @@ def run_vanilla(a, out: Path) -> dict:
     from ray.tune.schedulers import ASHAScheduler
 
     from gridrun.data import load_dataset
-    from gridrun.design import expand
+    from gridrun.design.grid import expand
 
     data = load_dataset(a.dataset, val_fraction=a.val_fraction, split_seed=0,
                         train_size=a.train_size)
@@ -191,8 +191,8 @@ def fraction_effects(out: Path, resolution: int) -> dict:
     truth run's own cells (gridrun's anchor trials are bit-identical to them): what the
     table would say, before any screening cost. Two-level factors: the difference of the
     mean final val_acc of the fraction's cells at the two levels."""
-    from gridrun.schedule import anchors_for, cell_key
-    from gridrun.store import read_run
+    from gridrun.design.schedule import anchors_for, cell_key
+    from gridrun.store.tables import read_run
 
     run = read_run(out / "truth")
     spec, names = run.spec, list(run.spec["factors"])
@@ -217,7 +217,7 @@ def _truth_cells(out: Path):
     two-level factor, +1 at its last level), ys each cell's final val_acc per seed (cells x
     seeds) and y its mean over seeds. Read once per run folder: the every-fraction spreads
     and the interaction spectrum all use it."""
-    from gridrun.store import read_run
+    from gridrun.store.tables import read_run
 
     run = read_run(out / "truth")
     t = run.trials
@@ -263,7 +263,7 @@ def every_fraction(out: Path, anchors_resolution: int) -> dict:
     their resolution (all generator sets, all sign cosets), from the truth's cells. gridrun
     takes one of them before any training; if most of them miss, no choice could have hit.
     {resolution: [largest error in points, one per fraction]}."""
-    from gridrun.schedule import anchors_for
+    from gridrun.design.schedule import anchors_for
 
     spec, x, y, _ = _truth_cells(out)
     anchors = anchors_for(spec["factors"], {}, {}, resolution=anchors_resolution)

@@ -15,9 +15,9 @@ import argparse
 import json
 import time
 
-from gridrun import techniques
+from gridrun.spec import techniques
 from gridrun.data import load_dataset
-from gridrun.design import resolve_config
+from gridrun.design.grid import resolve_config
 
 
 def parse_args() -> argparse.Namespace:

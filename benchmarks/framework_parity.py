@@ -38,10 +38,10 @@ def parse_args() -> argparse.Namespace:
 def launch_parity(overwrite: bool) -> tuple[str, float | None]:
     """Run the grid into runs/parity: a finished run of the same spec is read as it is, a
     cut-off one is continued, and one with fewer seeds grows (its trials are kept)."""
-    from gridrun._journal import is_complete, read_state, same_spec
-    from gridrun._storage import Location
-    from gridrun.launch import launch
-    from gridrun.spec import load_spec
+    from gridrun.store.journal import is_complete, read_state, same_spec
+    from gridrun.store.location import Location
+    from gridrun import launch
+    from gridrun.spec.ablation import load_spec
 
     spec, run_dir = load_spec(SPEC), Path("runs/parity")
     info, launched = read_state(Location(run_dir))
@@ -96,7 +96,7 @@ def effects(run, metric: str) -> list[dict]:
 
 def main() -> None:
     args = parse_args()
-    from gridrun.store import read_run
+    from gridrun.store.tables import read_run
 
     seconds = None
     run_dir = args.run

@@ -98,7 +98,7 @@ def run(ablation) -> dict:
     """Launch ``ablation`` into a temporary folder: wall seconds, trial-epochs, trials."""
     import pandas as pd
 
-    from gridrun.launch import launch
+    from gridrun import launch
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -137,7 +137,7 @@ def main() -> None:
         if args.out:
             Path(args.out).write_text(json.dumps({"unmeasured": "no CUDA device"}))
         return
-    from gridrun.spec import load_spec
+    from gridrun.spec.ablation import load_spec
 
     base = load_spec(SPEC)
     out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}

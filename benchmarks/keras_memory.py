@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from gridrun import Ablation, Factor
-from gridrun.launch import launch
+from gridrun import launch
 
 TARGET = 0.10
 
@@ -51,10 +51,10 @@ def main() -> None:
         started = time.perf_counter()
         result = launch(ablation, run_dir=f"{tmp}/run", verbose=False)
         seconds = time.perf_counter() - started
-        from gridrun.store import read_run
+        from gridrun.store.tables import read_run
 
         run = read_run(result.run_dir)
-    from gridrun.design import expand
+    from gridrun.design.grid import expand
 
     order = [t.trial_id for t in expand(ablation)]  # one at a time, in this order
     last = run.epochs.sort_values("epoch").groupby("trial_id").tail(1).set_index("trial_id")

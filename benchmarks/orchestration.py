@@ -51,7 +51,7 @@ def ablation(epochs: int):
 
 
 def run_gridrun(epochs: int) -> float:
-    from gridrun.launch import launch
+    from gridrun import launch
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -76,7 +76,7 @@ def run_raw(epochs: int) -> float:
     from ray import tune
 
     from gridrun.data import load_dataset
-    from gridrun.design import expand
+    from gridrun.design.grid import expand
 
     started = time.perf_counter()
     a = ablation(epochs)

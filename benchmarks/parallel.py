@@ -52,8 +52,8 @@ def one(spec: str, concurrent: int, no_asha: bool) -> dict:
     """In its own process: launch the spec with ``concurrent`` trials at a time."""
     import pandas as pd
 
-    from gridrun.launch import launch
-    from gridrun.spec import load_spec
+    from gridrun import launch
+    from gridrun.spec.ablation import load_spec
 
     ablation = dataclasses.replace(load_spec(spec), max_concurrent=concurrent)
     if no_asha:

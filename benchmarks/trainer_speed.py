@@ -51,9 +51,9 @@ import sys
 import tempfile
 import time
 
-from gridrun import techniques
+from gridrun.spec import techniques
 from gridrun.data import load_dataset
-from gridrun.design import resolve_config
+from gridrun.design.grid import resolve_config
 
 TARGET = 0.95  # trainer images/s over the plain loop's
 SEED = 0

@@ -21,21 +21,21 @@ from pathlib import Path
 
 import click
 
-from gridrun import techniques
-from gridrun.spec import SpecError, load_spec
+from gridrun.spec import techniques
+from gridrun.spec.ablation import SpecError, load_spec
 
 def _user_errors() -> tuple:
-    from gridrun._storage import StorageError
+    from gridrun.store.location import StorageError
     from gridrun.data import DataError
-    from gridrun.launch import ClusterError, RunExistsError
-    from gridrun.store import StoreError
+    from gridrun.run.driver import ClusterError, RunExistsError
+    from gridrun.store.tables import StoreError
 
     return (SpecError, DataError, StoreError, RunExistsError, ClusterError, StorageError)
 
 
 def _store_errors() -> tuple:
-    from gridrun._storage import StorageError
-    from gridrun.store import StoreError
+    from gridrun.store.location import StorageError
+    from gridrun.store.tables import StoreError
 
     return (StoreError, StorageError)
 
@@ -83,12 +83,12 @@ def launch(spec: Path, dry_run: bool, address: str | None, out: str | None,
     except SpecError as e:
         _fail(str(e))
     if dry_run:
-        from gridrun.plan import plan_text
+        from gridrun.design.plan import plan_text
 
         click.echo(plan_text(ablation))
         return
     try:
-        from gridrun.launch import launch as run
+        from gridrun.run.driver import launch as run
     except ImportError as e:  # ray or a framework is not installed
         _fail(f"launching needs Ray and a framework ({e.name} is missing): "
               "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
@@ -112,7 +112,8 @@ def plan(spec: Path, seconds_per_epoch: float | None, calibrate: bool, trials: b
 
     Example: gridrun plan ablations/standard.py --seconds-per-epoch 20
     """
-    from gridrun.plan import calibrate as measure, plan_text
+    from gridrun.design.plan import plan_text
+    from gridrun.run.calibrate import calibrate as measure
 
     try:
         ablation = load_spec(spec)
@@ -126,7 +127,7 @@ def plan(spec: Path, seconds_per_epoch: float | None, calibrate: bool, trials: b
 
 
 def _print_launch_summary(result) -> None:
-    from gridrun.report import report_text
+    from gridrun.report.tables import report_text
 
     if result.note:
         click.echo(result.note)
@@ -187,7 +188,7 @@ def report(run: str, fmt: str, out: Path | None, metric: str | None, budget: int
 
     Example: gridrun report runs/quickstart --format csv --table techniques
     """
-    from gridrun.report import report_text
+    from gridrun.report.tables import report_text
 
     try:
         text = report_text(run, fmt=fmt, metric=metric, budget=budget, view=view,
@@ -224,7 +225,7 @@ def confirm(run: str, top: int | None, address: str | None, verbose: bool) -> No
     Example: gridrun confirm runs/quickstart --top 3
     """
     try:
-        from gridrun.launch import confirm as run_confirm
+        from gridrun.run.driver import confirm as run_confirm
     except ImportError as e:
         _fail(f"confirming needs Ray and a framework ({e.name} is missing): "
               "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
@@ -249,7 +250,7 @@ def resume(run: str, address: str | None, verbose: bool) -> None:
     Example: gridrun resume runs/standard
     """
     try:
-        from gridrun.launch import resume as run_resume
+        from gridrun.run.driver import resume as run_resume
     except ImportError as e:
         _fail(f"resuming needs Ray and a framework ({e.name} is missing): "
               "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
@@ -269,7 +270,7 @@ def status(run: str) -> None:
 
     Example: gridrun status s3://bucket/gridrun/standard
     """
-    from gridrun._status import status_text
+    from gridrun.run.status import status_text
 
     try:
         click.echo(status_text(run), nl=False)
@@ -296,8 +297,8 @@ def weights(run: str, out: str, trial: str | None) -> None:
     """
     import hashlib
 
-    from gridrun._storage import Location
-    from gridrun.store import read_run
+    from gridrun.store.location import Location
+    from gridrun.store.tables import read_run
 
     def saved(tid):
         for suffix in (".pt", ".npz"):  # torch, tensorflow

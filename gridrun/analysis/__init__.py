@@ -4,7 +4,7 @@ uncertainty over seeds, at budgets every compared trial reached.
 ``analyze(trials, epochs, spec)`` runs everything the design supports and returns one
 ``Analysis``; the estimators are also usable one by one on a ``Grid`` from ``prepare``.
 Pure pandas/numpy/scipy: no Ray, torch or TensorFlow. Rendering lives in
-``gridrun.report``; reusable synthetic runs for tests in ``gridrun.analysis.testing``.
+``gridrun.report.tables``; reusable synthetic runs for tests in ``gridrun.analysis.testing``.
 
     >>> from gridrun.analysis.testing import synthetic_run
     >>> run = synthetic_run({"A": [False, True]}, value=lambda lv: 80 + 2 * lv["A"])
@@ -15,8 +15,8 @@ Pure pandas/numpy/scipy: no Ray, torch or TensorFlow. Rendering lives in
 from gridrun.analysis._analyze import Analysis, RunCounts, analyze
 from gridrun.analysis._curves import Curve, learning_curves
 from gridrun.analysis._diagnostics import Diagnostics, PruningRow, asha_diagnostics
-from gridrun.analysis._effects import (Effect, Interaction, generalization_gap, interactions,
-                                       main_effects)
+from gridrun.analysis._effects import Effect, Interaction, interactions, main_effects
+from gridrun.analysis._gap import generalization_gap
 from gridrun.analysis._grid import METRICS, Grid, prepare
 from gridrun.analysis._levels import LevelSummary, level_summaries
 from gridrun.analysis._paths import add_one_in, cumulative, leave_one_out

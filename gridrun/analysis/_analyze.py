@@ -131,7 +131,7 @@ def _all_cells(g: Grid, gap_grid, budget, n_boot, seed) -> dict:
     full, frac = g.design == "full", g.design == "fractional"
     gap = ()
     if gap_grid is not None:
-        from gridrun.analysis._effects import generalization_gap
+        from gridrun.analysis._gap import generalization_gap
         gap = generalization_gap(gap_grid, **kw)
     moving = sum(b != t for b, t in zip(g.baseline, g.target))
     paths = {}
@@ -148,10 +148,10 @@ def _all_cells(g: Grid, gap_grid, budget, n_boot, seed) -> dict:
 
 
 def screened_anchors(trials: pd.DataFrame, spec: Mapping[str, Any]):
-    """The run's anchors (gridrun.schedule.Anchors) when its table must come from them: a
+    """The run's anchors (gridrun.design.schedule.Anchors) when its table must come from them: a
     full factorial that ASHA screened, whose anchors all reached the full budget while some
     other cell did not. None otherwise (then every cell is used)."""
-    from gridrun.schedule import anchors_of_spec
+    from gridrun.design.schedule import anchors_of_spec
 
     anchors = anchors_of_spec(spec)
     if anchors is None or anchors.is_all or spec.get("design", "full") != "full":
@@ -166,8 +166,8 @@ def screened_anchors(trials: pd.DataFrame, spec: Mapping[str, Any]):
 
 
 def cell_keys(trials: pd.DataFrame, factors) -> list[str]:
-    """``gridrun.schedule.cell_key`` of every trial's configuration."""
-    from gridrun.schedule import cell_key
+    """``gridrun.design.schedule.cell_key`` of every trial's configuration."""
+    from gridrun.design.schedule import cell_key
 
     cols = [trials[f].tolist() for f in factors]
     return [cell_key(dict(zip(factors, vals))) for vals in zip(*cols)]

@@ -27,7 +27,7 @@ from gridrun.analysis._grid import Grid
 from gridrun.analysis._stats import Estimate, apply_holm
 from gridrun.analysis._summary import ConfigSummary
 
-__all__ = ["Effect", "Interaction", "main_effects", "interactions", "generalization_gap"]
+__all__ = ["Effect", "Interaction", "main_effects", "interactions"]
 
 
 @dataclass(frozen=True)
@@ -143,25 +143,6 @@ def interactions(grid: Grid, *, budget: int | None = None, n_boot: int = 2000,
                                        (grid.levels[i][bi], grid.levels[j][bj]), est))
     out = [replace(x, estimate=e) for x, e in zip(out, apply_holm([x.estimate for x in out]))]
     return tuple(sorted(out, key=lambda x: -abs(np.nan_to_num(x.estimate.value, nan=-1.0))))
-
-
-def generalization_gap(gap_grid: Grid, *, budget: int | None = None, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[Effect, ...]:
-    """What each technique does to the train - validation accuracy gap (overfitting).
-
-    ``gap_grid`` is ``prepare(..., metric="gap")``. A negative estimate means the technique
-    shrinks the gap. Main effects on full and fractional designs; on one-at-a-time designs
-    the design's own deltas (add-one-in, leave-one-out or cumulative).
-    """
-    from gridrun.analysis import _paths
-
-    if gap_grid.metric != "gap":
-        raise ValueError(f"generalization_gap needs a grid prepared with metric='gap', "
-                         f"got metric {gap_grid.metric!r}")
-    kw = dict(budget=budget, n_boot=n_boot, seed=seed)
-    if gap_grid.design in ("full", "fractional"):
-        return main_effects(gap_grid, **kw)
-    return getattr(_paths, gap_grid.design)(gap_grid, **kw)
 
 
 def _holm_effects(effects: list[Effect]) -> list[Effect]:

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from gridrun.techniques import same_level
+from gridrun.spec.techniques import same_level
 
 __all__ = ["LevelSummary", "level_summaries"]
 

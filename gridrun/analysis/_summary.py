@@ -11,7 +11,7 @@ from scipy import special
 from gridrun.analysis._contrast import check_budget, default_budget, usable
 from gridrun.analysis._grid import Grid
 from gridrun.analysis._stats import CONFIDENCE
-from gridrun.techniques import same_level
+from gridrun.spec.techniques import same_level
 
 __all__ = ["ConfigSummary", "config_summaries", "config_summary", "best_config", "Survival",
            "SurvivalRow", "survival"]
@@ -201,7 +201,7 @@ def _reached(counts) -> tuple[int, ...]:
 
 def _rungs(scheduler, E) -> tuple[int, ...]:
     """The scheduler's rungs below E, then E itself (just E without a scheduler)."""
-    from gridrun.schedule import asha_rungs
+    from gridrun.design.schedule import asha_rungs
 
     if not scheduler:
         return (E,)

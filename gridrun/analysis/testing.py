@@ -71,9 +71,9 @@ def additive(base: float, main: Mapping[str, Mapping[Any, float]] | None = None,
 
 def design_points(factors: Mapping[str, Sequence], design: str, baseline: Levels,
                   target: Levels, order=None, resolution=None, runs=None) -> list[dict]:
-    """The design's configurations (the same semantics as gridrun.design), deduplicated.
+    """The design's configurations (the same semantics as gridrun.design.grid), deduplicated.
     For "fractional", ``runs`` are +-1 rows (-1 = baseline level); by default they come from
-    ``gridrun._fractional.fractional_plan``."""
+    ``gridrun.design.fractional.fractional_plan``."""
     names = list(factors)
     if design == "full":
         points = [dict(zip(names, c)) for c in itertools.product(*factors.values())]
@@ -88,7 +88,7 @@ def design_points(factors: Mapping[str, Sequence], design: str, baseline: Levels
             points.append(cur)
     elif design == "fractional":
         if runs is None:
-            from gridrun._fractional import fractional_plan
+            from gridrun.design.fractional import fractional_plan
             runs = fractional_plan(len(names), resolution).runs
         points = [{n: target[n] if s > 0 else baseline[n] for n, s in zip(names, r)}
                   for r in runs]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "data_dir"]
+__all__ = ["Dataset", "RawData", "DataError", "data_dir"]
 
 
 class DataError(ValueError):
@@ -106,3 +106,15 @@ def data_dir() -> Path:
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "gridrun"
     return Path.home() / ".cache" / "gridrun"
+
+
+@dataclass(frozen=True, eq=False)
+class RawData:
+    """A dataset's official training and test sets, before gridrun's own splits."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...]

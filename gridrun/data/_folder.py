@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gridrun.data import FOLDER_PREFIX
-from gridrun.data._dataset import DataError
-from gridrun.data._load import RawData
+from gridrun.data._dataset import DataError, RawData
 from gridrun.data._split import stratified_split
 
 __all__ = ["load_image_folder", "FOLDER_TEST_FRACTION", "FOLDER_TEST_SEED", "MIN_IMAGE_SIZE"]

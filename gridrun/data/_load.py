@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import numbers
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -19,8 +18,9 @@ import numpy as np
 
 from gridrun.data import DATASET_NAMES, FOLDER_PREFIX
 from gridrun.data._cifar import read_cifar_archive, read_cifar_folder
-from gridrun.data._dataset import DataError, Dataset, data_dir
+from gridrun.data._dataset import DataError, Dataset, RawData, data_dir
 from gridrun.data._files import RemoteFile, fetch
+from gridrun.data._folder import load_image_folder
 from gridrun.data._idx import read_idx_pair
 from gridrun.data._sources import CLASSES, IDX_ROLES, SOURCES
 from gridrun.data._split import stratified_split, stratified_subset
@@ -32,18 +32,6 @@ __all__ = ["load_dataset", "load_raw", "split_raw", "RawData"]
 _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED = 0.2, 1797
 
 Files = Mapping[str, RemoteFile]
-
-
-@dataclass(frozen=True, eq=False)
-class RawData:
-    """A dataset's official training and test sets, before gridrun's own splits."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: tuple[str, ...]
 
 
 def load_dataset(name: str, *, val_fraction: float = 0.1, split_seed: int = 0,
@@ -84,7 +72,6 @@ def load_raw(name: str, *, root: Path, download: bool = True,
         path = name[len(FOLDER_PREFIX):]
         if not path.strip():
             raise DataError(f"dataset {name!r} names no folder: write {FOLDER_PREFIX}<path>")
-        from gridrun.data._folder import load_image_folder  # imports _load: not at the top
 
         return dataclasses.replace(load_image_folder(path, image_size), name=name)
     if name not in DATASET_NAMES:

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from gridrun import techniques
+from gridrun.spec import techniques
 
 __all__ = ["Trial", "expand", "design_points", "resolve_config", "trial_id"]
 
@@ -73,7 +73,7 @@ def design_points(ablation) -> list[dict]:
             current = {**current, n: a.target[n]}
             points.append(current)
     elif a.design == "fractional":
-        from gridrun._fractional import fractional_plan
+        from gridrun.design.fractional import fractional_plan
 
         plan = fractional_plan(len(names), a.resolution)
         points = [{n: (a.target[n] if sign > 0 else a.baseline[n])

@@ -33,7 +33,7 @@ LABEL_CHANGING: Mapping[str, Mapping[str, tuple[Callable[[Any], bool], str]]] = 
 
 def label_warnings(ablation) -> list[str]:
     """One line per (technique, value) of the spec that changes labels on its dataset."""
-    from gridrun.design import design_points, resolve_config
+    from gridrun.design.grid import design_points, resolve_config
 
     rules = LABEL_CHANGING.get(ablation.dataset, {})
     seen, out = set(), []

@@ -1,9 +1,9 @@
 """What a spec will run, before running it: trials per design, epochs, and compute.
 
 The compute estimate is trials x epochs x seconds per epoch, with seconds per epoch given by
-the user or measured by a short calibration run. With ASHA the expected epochs per trial
-follow from its survival rule: every trial reaches the first rung, and a fraction 1/eta of
-those at each rung goes on to the next (``asha_expected_epochs``).
+the user or measured by a short calibration run (``gridrun.run.calibrate``). With ASHA the
+expected epochs per trial follow from its survival rule: every trial reaches the first rung,
+and a fraction 1/eta of those at each rung goes on to the next (``asha_expected_epochs``).
 
     >>> round(asha_expected_epochs(max_t=9, grace_period=1, reduction_factor=3), 4)
     2.3333
@@ -15,12 +15,11 @@ import dataclasses
 
 from tabulate import tabulate
 
-from gridrun.design import design_points, expand
-from gridrun.schedule import asha_expected_epochs, asha_rungs
-from gridrun.spec import DESIGNS
+from gridrun.design.grid import design_points, expand
+from gridrun.design.schedule import asha_expected_epochs, asha_rungs
+from gridrun.spec.ablation import DESIGNS
 
-__all__ = ["plan_text", "asha_rungs", "asha_expected_epochs", "design_table",
-           "calibrate"]
+__all__ = ["plan_text", "asha_rungs", "asha_expected_epochs", "design_table"]
 
 
 def _variants(ablation) -> list:
@@ -67,7 +66,7 @@ def _epochs_per_cell(a, n_points: int) -> float:
     """Expected epochs per configuration (and seed) under gridrun's scheduling: anchors run
     every epoch, the other cells of a full factorial are screened within the budget
     (``schedule``)."""
-    from gridrun.schedule import anchors_of, scheduled_epochs
+    from gridrun.design.schedule import anchors_of, scheduled_epochs
 
     if a.scheduler is None:
         return float(a.epochs)
@@ -79,7 +78,7 @@ def _epochs_per_cell(a, n_points: int) -> float:
 
 def anchors_text(ablation) -> str:
     """What the scheduler will never stop, in one line (for plan and launch)."""
-    from gridrun.schedule import anchors_of, asha_rungs, budget_settings, promotion_allowance
+    from gridrun.design.schedule import anchors_of, asha_rungs, budget_settings, promotion_allowance
 
     if ablation.scheduler is None:
         return "no early stopping: every cell runs every epoch"
@@ -113,34 +112,6 @@ def _seconds(backbone: str, seconds_per_epoch):
     return seconds_per_epoch.get(backbone)
 
 
-def calibrate(ablation, *, epochs: int = 2, max_examples: int = 2048) -> dict:
-    """Measured seconds per epoch for each backbone in the spec: one short training run
-    per backbone on up to ``max_examples`` training images, timed by the trainer's own
-    ``epoch_seconds`` of the last epoch (the first pays one-off setup), then scaled to
-    the full training size."""
-    from gridrun._trainable import trainer_module
-    from gridrun.data import load_dataset
-    from gridrun.design import resolve_config
-
-    data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction,
-                        train_size=ablation.train_size, image_size=ablation.image_size or 32)
-    n = len(data.y_train)
-    small = dataclasses.replace(data, x_train=data.x_train[:max_examples],
-                                y_train=data.y_train[:max_examples])
-    backbones = {p.get("backbone", ablation.fixed.get("backbone", "simple_cnn"))
-                 for p in design_points(ablation)}
-    out = {}
-    for backbone in sorted(backbones):
-        config = resolve_config({**ablation.baseline, "backbone": backbone},
-                                {**ablation.config_fixed, "epochs": epochs})
-        reports = []
-        trainer = trainer_module(config["framework"])  # the baseline's framework
-        trainer.set_threads(max(1, int(ablation.resources["cpu"])))
-        trainer.train(config, small, seed=0, report=reports.append)
-        out[backbone] = reports[-1]["epoch_seconds"] * n / min(n, max_examples)
-    return out
-
-
 def plan_text(ablation, seconds_per_epoch: dict | float | None = None,
               show_trials: bool = True) -> str:
     """The text ``gridrun plan`` and ``gridrun launch --dry-run`` print."""
@@ -154,12 +125,12 @@ def plan_text(ablation, seconds_per_epoch: dict | float | None = None,
             f"{ablation.seeds} seeds = {len(trials)} trials, up to {ablation.epochs} epochs "
             f"each ({len(trials) * ablation.epochs} trial-epochs at most), {sched}; "
             f"dataset {ablation.dataset}, framework {' and '.join(ablation.frameworks)}")
-    from gridrun._labels import label_warnings
+    from gridrun.design.labels import label_warnings
 
     parts = [head, *label_warnings(ablation), anchors_text(ablation), "",
              _designs_text(ablation, seconds_per_epoch)]
     if ablation.design == "fractional":
-        from gridrun._fractional import fractional_plan
+        from gridrun.design.fractional import fractional_plan
 
         plan = fractional_plan(len(ablation.factors), ablation.resolution)
         parts += ["", plan.describe(ablation.factor_names)]

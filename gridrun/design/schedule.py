@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from gridrun._fractional import fractional_plan
+from gridrun.design.fractional import fractional_plan
 
 __all__ = ["Anchors", "anchors_for", "anchors_of", "anchors_of_spec", "asha_rungs",
            "asha_expected_epochs", "expected_epochs", "RungState", "strata_of", "cutoff",

@@ -250,7 +250,7 @@ def augment_batch(cfg: Mapping[str, Any], x: tf.Tensor, y: tf.Tensor, seed,
     as it is when neither mixup nor cutmix is on, else (N, num_classes) float32 soft labels
     (a static type per configuration, whatever a batch drew).
 
-        >>> from gridrun.design import resolve_config
+        >>> from gridrun.design.grid import resolve_config
         >>> cfg = resolve_config({"augment_policy": "strong", "mixup": 0.2}, {})
         >>> x, t = augment_batch(cfg, tf.zeros([4, 8, 8, 1]), tf.range(4), [0, 7], 10)
         >>> t.shape

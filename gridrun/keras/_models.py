@@ -46,13 +46,13 @@ import hashlib
 import keras
 import numpy as np
 
-from gridrun._model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE,
-                                     MIN_IMAGE_SIZE, POOLINGS, check_options)
+from gridrun.spec.model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE, MIN_IMAGE_SIZE,
+                                        POOLINGS, check_options)
 # The base/head split, parameter count and freezing live beside the architectures; they
 # are re-exported so that one module is the models' interface, as in gridrun.torch.
 from gridrun.keras._split import (backbone_name, base_frozen, base_layers, base_variables,
-                                  count_parameters, head_layer_names, head_layers,
-                                  head_name, head_variables, set_base_trainable)
+                                  count_parameters, head_layer_names, head_layers, head_name,
+                                  head_variables, set_base_trainable)
 
 __all__ = ["build_model", "count_parameters", "head_name", "head_layer_names", "base_layers",
            "head_layers", "base_variables", "head_variables", "set_base_trainable",

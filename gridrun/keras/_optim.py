@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gridrun._rules import DEFAULT_LR, OPTIMIZERS
+from gridrun.spec.rules import DEFAULT_LR, OPTIMIZERS
 
 __all__ = ["Optimizer", "soft_cross_entropy", "l1_penalty", "clip_by_global_norm",
            "ADAM_BETAS", "EPSILON", "RMSPROP_ALPHA"]

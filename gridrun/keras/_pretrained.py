@@ -9,7 +9,7 @@ A weights file is an ``.npz`` (``numpy.savez``) mapping each variable's path
 (``"stem.0/kernel"``, ``"stem.1/moving_mean"``) to its array: every weight of the model,
 of which loading takes the base (:mod:`gridrun.keras._split`); the head was trained for
 other classes. Sources are parsed, downloaded and cached as for the torch trainer
-(:mod:`gridrun._weights_source`). Freezing is :func:`gridrun.keras._split.set_base_trainable`.
+(:mod:`gridrun.data.weights`). Freezing is :func:`gridrun.keras._split.set_base_trainable`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import zipfile
 import keras
 import numpy as np
 
-from gridrun._storage import Location
-from gridrun._weights_source import resolve_source, weights_cache_dir
+from gridrun.store.location import Location
+from gridrun.data.weights import resolve_source, weights_cache_dir
 from gridrun.keras._split import backbone_name, base_variables, head_name
 
 __all__ = ["save_weights", "model_bytes", "load_pretrained", "weights_cache_dir",

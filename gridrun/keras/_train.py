@@ -2,7 +2,7 @@
 resumable: the counterpart of ``gridrun.torch.Trainer``, with the same config, seeds, data
 splits and reported metrics.
 
-    >>> from gridrun.design import resolve_config
+    >>> from gridrun.design.grid import resolve_config
     >>> config = resolve_config({"framework": "tensorflow"}, {"epochs": 2})
     >>> summary = train(config, data, seed=0, report=print)          # doctest: +SKIP
 
@@ -33,9 +33,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from gridrun import techniques
-from gridrun._rules import EarlyStopping, lr_at, resolve_lr
-from gridrun._storage import Location
+from gridrun.spec import techniques
+from gridrun.spec.rules import EarlyStopping, lr_at, resolve_lr
+from gridrun.store.location import Location
 from gridrun.data._problems import trial_problems
 from gridrun.keras._augment import augment_batch
 from gridrun.keras._data import epoch_batches, prepare_data
@@ -361,7 +361,7 @@ class Trainer:
 
 def check_config(config: Mapping[str, Any]) -> dict:
     """The config's values, checked against the registry
-    (``gridrun.techniques.check_config``); ValueError for an unknown key, a missing key or
+    (``gridrun.spec.techniques.check_config``); ValueError for an unknown key, a missing key or
     a value the registry does not allow."""
     return techniques.check_config(config, "tensorflow")
 

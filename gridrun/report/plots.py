@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gridrun._render import metric_scale
+from gridrun.report.render import metric_scale
 
 __all__ = ["write_plots"]
 

@@ -1,5 +1,5 @@
 """Format ``Table`` records as Markdown, LaTeX (booktabs) or HTML. Formatting only; the
-machine-readable CSV and JSON come from ``gridrun._tidy``, with numbers, not text."""
+machine-readable CSV and JSON come from ``gridrun.report.tidy``, with numbers, not text."""
 
 from __future__ import annotations
 

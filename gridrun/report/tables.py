@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gridrun._render import FORMATS as TEXT_FORMATS
-from gridrun._render import Table, metric_scale, render
-from gridrun.store import read_run
+from gridrun.report.render import FORMATS as TEXT_FORMATS
+from gridrun.report.render import Table, metric_scale, render
+from gridrun.store.tables import read_run
 
 __all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
 
 VIEWS = ("effects", "add_one_in", "leave_one_out", "cumulative", "configs")
-FORMATS = TEXT_FORMATS + ("csv", "json")  # csv and json: tidy numeric tables (gridrun._tidy)
+FORMATS = TEXT_FORMATS + ("csv", "json")  # csv and json: tidy numeric tables (gridrun.report.tidy)
 
 
 class _Fmt:
@@ -374,8 +374,8 @@ def _plain(v):
 
 def _draw(a, plots_dir) -> None:
     """Plots into a local folder, or drawn locally and uploaded to storage (a URI)."""
-    from gridrun._storage import Location
-    from gridrun.plots import write_plots
+    from gridrun.store.location import Location
+    from gridrun.report.plots import write_plots
 
     loc = plots_dir if isinstance(plots_dir, Location) else Location(plots_dir)
     if loc.is_local:
@@ -394,7 +394,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
                 plots_dir: str | Path | None = None, table: str | None = None) -> str:
     """Read the run at ``run_dir`` and render its report (no Ray or framework needed);
     with ``plots_dir``, also draw the plots there (PNG and PDF). "csv" and "json" give
-    every table as numbers (``gridrun._tidy``), or only ``table`` when given."""
+    every table as numbers (``gridrun.report.tidy``), or only ``table`` when given."""
     from gridrun.analysis import METRICS, analyze
 
     if fmt not in FORMATS:
@@ -435,7 +435,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     if fmt in TEXT_FORMATS:
         return render(build_tables(a, levels, view, by_framework), fmt, heading=heading,
                       notes=notes)
-    from gridrun._tidy import tidy_text
+    from gridrun.report.tidy import tidy_text
 
     return tidy_text(a, levels, fmt, table=table, notes=notes, info=run.info,
                      by_framework=by_framework)

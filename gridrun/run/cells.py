@@ -3,7 +3,7 @@
 cell produced into trials.parquet and epochs.parquet rows.
 
     >>> from gridrun import Ablation, Factor
-    >>> from gridrun.design import expand
+    >>> from gridrun.design.grid import expand
     >>> a = Ablation(name="x", dataset="digits", factors=[Factor("batchnorm", [False, True])],
     ...              seeds=2)
     >>> [len(c.trials) for c in cells_of(expand(a))]
@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from gridrun.design import Trial
-from gridrun.schedule import cell_key
-from gridrun.store import trials_schema
+from gridrun.design.grid import Trial
+from gridrun.design.schedule import cell_key
+from gridrun.store.tables import trials_schema
 
 __all__ = ["Cell", "cells_of", "trial_status", "trial_row", "epoch_rows", "cell_progress",
            "collect_rows", "stored_rows", "as_report", "EPOCH_KEYS"]
@@ -93,7 +93,7 @@ def cell_progress(cell: Cell, reports: Mapping[str, list], errors: Mapping[str, 
                   metric: str) -> dict:
     """How far a cell got: {"reached": the last epoch every live seed reported (0 when every
     seed errored), "value": the seeds' mean ``metric`` there, "error": every seed errored}.
-    The input of ``gridrun.schedule.cells_to_confirm``."""
+    The input of ``gridrun.design.schedule.cells_to_confirm``."""
     live = [t for t in cell.trials if t.trial_id not in errors]
     if not live:
         return {"reached": 0, "value": None, "error": True}

@@ -9,10 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
-from gridrun import _journal
-from gridrun._cells import EPOCH_KEYS, epoch_rows, trial_row, trial_status
-from gridrun._trainable import checkpoint_of, history_of
-from gridrun.store import CHECKPOINTS
+from gridrun.store import journal
+from gridrun.run.cells import EPOCH_KEYS, epoch_rows, trial_row, trial_status
+from gridrun.run.trainable import checkpoint_of, history_of
+from gridrun.store.tables import CHECKPOINTS
 
 __all__ = ["make_collector", "Heartbeat", "error_text"]
 
@@ -34,7 +34,7 @@ class Heartbeat:
 
     def __init__(self, run, session: int, every: float = 5.0):
         self.run, self.session, self.every = run, session, every
-        self.started = _journal.now_iso()
+        self.started = journal.now_iso()
         self.running: dict[str, int] = {}
         self.epochs = 0  # trained (not replayed) in this session
         self._stop = threading.Event()
@@ -43,7 +43,7 @@ class Heartbeat:
 
     def write(self, state: str = "running") -> None:
         try:
-            _journal.write_heartbeat(self.run, session=self.session,
+            journal.write_heartbeat(self.run, session=self.session,
                                      running=dict(self.running), state=state,
                                      session_epochs=self.epochs,
                                      session_started=self.started)
@@ -152,7 +152,7 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
                 trials.append(row)
                 epochs.extend(epoch_rows(t.trial_id, reports))
             try:
-                _journal.write_part(self.run, key, trials, epochs, self.session)
+                journal.write_part(self.run, key, trials, epochs, self.session)
                 ckpts = self.run.child(CHECKPOINTS)
                 for t, row in zip(self.cells[key].trials, trials):
                     if row["status"] != "stopped_early":  # only those may be continued

@@ -3,7 +3,7 @@ grid's cells, ablation-aware ASHA, resources, retries, the live progress view, r
 writing the store.
 
 A run folder (a local path or a storage URI) holds the store and, while the run is not
-complete, its journal (``gridrun._journal``) and checkpoints: a killed driver loses only the
+complete, its journal (``gridrun.store.journal``) and checkpoints: a killed driver loses only the
 epochs in flight, and ``launch`` on the same spec and folder (or ``resume``) finishes the grid
 without training again any trial that had finished. Trials whose worker dies are retried
 from their checkpoints on the nodes that remain.
@@ -28,20 +28,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridrun import _journal, store
-from gridrun._cells import as_report, collect_rows, epoch_rows, stored_rows, trial_row, \
+from gridrun import store
+from gridrun.store import journal
+from gridrun.run.cells import as_report, collect_rows, epoch_rows, stored_rows, trial_row, \
     trial_status
-from gridrun._cluster import ClusterError, check_reachable, join_auth_mode, quiet_environment
-from gridrun._progress import LiveView, Progress
-from gridrun._reaper import Reaper
-from gridrun._runfolder import (RunExistsError, check_no_live_driver, finished_before,
-                               launch_record, prepare_run_dir, run_location, shown, tidy)
-from gridrun._tune_scheduler import cell_scheduler, seed_scheduler
-from gridrun._runinfo import hardware, run_info
-from gridrun._storage import Location, StorageError
-from gridrun._trainable import checkpoint_of
-from gridrun.design import expand
-from gridrun.schedule import anchors_of
+from gridrun.run.cluster import ClusterError, check_reachable, join_auth_mode, quiet_environment
+from gridrun.run.progress import LiveView, Progress
+from gridrun.run.reaper import Reaper
+from gridrun.run.runfolder import (RunExistsError, check_no_live_driver, finished_before,
+                                   launch_record, prepare_run_dir, run_location, shown, tidy)
+from gridrun.run.scheduler import cell_scheduler, seed_scheduler
+from gridrun.run.runinfo import hardware, run_info
+from gridrun.store.location import Location, StorageError
+from gridrun.run.trainable import checkpoint_of
+from gridrun.design.grid import expand
+from gridrun.design.schedule import anchors_of
 
 __all__ = ["launch", "resume", "confirm", "LaunchResult", "trial_row", "trial_status",
            "epoch_rows", "RunExistsError", "ClusterError", "join_auth_mode", "run_location",
@@ -116,13 +117,13 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
     """Finish an unfinished run (driver killed, Ctrl-C, a RayJob pod restarted): cells that
     ended keep their results and are not trained again; cells that were running continue
     from their checkpoints; the rest run. The spec is the one stored in the run."""
-    from gridrun.spec import Ablation
+    from gridrun.spec.ablation import Ablation
 
     loc = run_location("", run_dir)
-    info, launched = _journal.read_state(loc)
+    info, launched = journal.read_state(loc)
     if launched is None and info is None:
         raise store.StoreError(f"{loc}: no gridrun run here to resume")
-    if _journal.is_complete(info, launched):
+    if journal.is_complete(info, launched):
         raise RunExistsError(f"{loc} is complete; nothing to resume")
     spec = (launched or info)["spec"]
     check_no_live_driver(loc)
@@ -135,7 +136,7 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
              show_progress) -> LaunchResult:
     from rich.console import Console
 
-    from gridrun._cells import cells_of
+    from gridrun.run.cells import cells_of
 
     console = console or Console(stderr=True)
     trials = expand(ablation)
@@ -144,12 +145,12 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
     done = {c.key for c in cells_of(trials)
             if all(t.trial_id in previous for t in c.trials)}
     if show_progress:
-        from gridrun._labels import label_warnings
+        from gridrun.design.labels import label_warnings
 
         for line in label_warnings(ablation):
             console.print(line, highlight=False, soft_wrap=True)
     if show_progress and ablation.scheduler is not None:
-        from gridrun.plan import anchors_text
+        from gridrun.design.plan import anchors_text
 
         console.print(anchors_text(ablation), highlight=False, soft_wrap=True)
     if resuming and show_progress:
@@ -170,7 +171,7 @@ def _run(ablation, trials, previous, *, loc: Location, address, verbose, console
     and write the store. ``previous`` holds {trial_id: (row, epoch rows)} of trials finished
     earlier (earlier sessions, or the run being confirmed): trials not run again keep
     those."""
-    from gridrun._cells import cells_of
+    from gridrun.run.cells import cells_of
     from gridrun.data import load_dataset
 
     if not address:  # workers share this environment: a missing framework fails here
@@ -204,9 +205,9 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
                 continued, prior) -> LaunchResult:
     import ray
 
-    from gridrun._cells import cell_progress
-    from gridrun._collector import Heartbeat, make_collector
-    from gridrun.schedule import cells_to_confirm
+    from gridrun.run.cells import cell_progress
+    from gridrun.run.collector import Heartbeat, make_collector
+    from gridrun.design.schedule import cells_to_confirm
 
     started_at = dt.datetime.now(dt.timezone.utc)
     first = [_unfinished(c, previous) for c in cells if c.key not in skip_cells
@@ -295,9 +296,9 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     those of the default ASHA). The store is rewritten in one step, other trials unchanged."""
     from rich.console import Console
 
-    from gridrun._cells import cell_progress, cells_of
-    from gridrun.schedule import cells_to_confirm
-    from gridrun.spec import ASHA, Ablation
+    from gridrun.run.cells import cell_progress, cells_of
+    from gridrun.design.schedule import cells_to_confirm
+    from gridrun.spec.ablation import ASHA, Ablation
 
     loc = run_location("", run_dir)
     run = store.read_run(loc)
@@ -367,7 +368,7 @@ def _capped_before(loc) -> dict:
     """The cells the budget's ceiling stopped in earlier sessions of the run (an interrupted
     screen, or the screen that ``confirm`` follows), from its run.json; {} when unknown."""
     try:
-        info = _journal.read_state(loc)[0] or {}
+        info = journal.read_state(loc)[0] or {}
     except store.StoreError:
         return {}
     return dict((info.get("schedule") or {}).get("stopped_by_budget") or {})
@@ -376,7 +377,7 @@ def _capped_before(loc) -> dict:
 def _schedule_info(ablation, anchors, rows, confirmed, capped) -> dict:
     """What run.json says about scheduling: the anchors, what was confirmed, and the cells
     the budget's ceiling stopped (cell key -> rung epoch)."""
-    from gridrun.schedule import asha_rungs
+    from gridrun.design.schedule import asha_rungs
 
     sched = ablation.scheduler
     return {"anchors": anchors.to_dict(), "anchors_text": anchors.describe(),
@@ -391,7 +392,7 @@ def _schedule_info(ablation, anchors, rows, confirmed, capped) -> dict:
 
 def _check_channels(trials, data) -> None:
     """Saturation and hue need colour: on a grayscale dataset they fail before launch."""
-    from gridrun.spec import SpecError
+    from gridrun.spec.ablation import SpecError
 
     if data.image_shape[-1] == 3:
         return
@@ -409,7 +410,7 @@ def _check_frameworks(trials) -> None:
     per configuration."""
     import importlib.util
 
-    from gridrun.spec import SpecError
+    from gridrun.spec.ablation import SpecError
 
     for framework in sorted({t.config["framework"] for t in trials}):
         module, extra = _PACKAGES[framework]
@@ -420,7 +421,7 @@ def _check_frameworks(trials) -> None:
 
 def _check_pretrained(trials) -> None:
     """A pretrained file that is not there fails the launch, not every trial."""
-    from gridrun.spec import SpecError
+    from gridrun.spec.ablation import SpecError
 
     from gridrun.data._files import is_url, split_source
 
@@ -456,8 +457,8 @@ def _tuner(ablation, cells, data, tune_dir, collector, scheduler, verbose, loc: 
            resume, replay, protected=frozenset()):
     from ray import tune
 
-    from gridrun._trainable import cell_trainable
-    from gridrun.schedule import asha_rungs
+    from gridrun.run.trainable import cell_trainable
+    from gridrun.design.schedule import asha_rungs
 
     threads = max(1, int(ablation.resources["cpu"]))
     trainable = tune.with_resources(tune.with_parameters(cell_trainable, data=data),

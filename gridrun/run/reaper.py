@@ -31,7 +31,7 @@ class Reaper:
     def __enter__(self):
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gridrun._reaper", str(os.getpid()),
+                [sys.executable, "-m", "gridrun.run.reaper", str(os.getpid()),
                  str(self.interval)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True)  # not in the driver's process group: Ctrl-C spares it

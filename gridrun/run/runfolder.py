@@ -12,10 +12,11 @@ import socket
 import sys
 from pathlib import Path
 
-from gridrun import _journal, store
-from gridrun._cells import stored_rows
-from gridrun._storage import Location, StorageError
-from gridrun._trainable import checkpoint_of, history_of
+from gridrun import store
+from gridrun.store import journal
+from gridrun.run.cells import stored_rows
+from gridrun.store.location import Location, StorageError
+from gridrun.run.trainable import checkpoint_of, history_of
 
 __all__ = ["RunExistsError", "run_location", "prepare_run_dir", "check_no_live_driver",
            "finished_before", "launch_record", "tidy", "shown"]
@@ -47,7 +48,7 @@ def shown(loc: Location):
 
 # -- is this a new run, a run to continue, or one to leave alone? --------------------------
 def check_no_live_driver(loc: Location) -> None:
-    hb = _journal.read_heartbeat(loc)
+    hb = journal.read_heartbeat(loc)
     if not hb or hb.get("state") != "running":
         return
     age = (dt.datetime.now(dt.timezone.utc)
@@ -85,8 +86,8 @@ def added_seeds(stored: dict, ablation) -> tuple[int, int] | None:
     >>> added_seeds(a.to_dict(), Ablation(**{**a.__dict__, "seeds": 5, "name": "h"})) is None
     True
     """
-    new = json.loads(_journal.canonical_spec(ablation.to_dict()))
-    old = json.loads(_journal.canonical_spec(stored))
+    new = json.loads(journal.canonical_spec(ablation.to_dict()))
+    old = json.loads(journal.canonical_spec(stored))
     if old.get("seeds", 1) == new["seeds"]:
         return None
     if {**old, "seeds": new["seeds"]} != new:
@@ -95,7 +96,7 @@ def added_seeds(stored: dict, ablation) -> tuple[int, int] | None:
 
 
 def _check_growth(loc: Location, ablation, seeds: tuple[int, int]) -> None:
-    from gridrun.schedule import anchors_of
+    from gridrun.design.schedule import anchors_of
 
     before, after = seeds
     if after < before:
@@ -119,19 +120,19 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
         except StorageError as e:
             raise store.StoreError(str(e)) from None
         return False
-    info, launched = _journal.read_state(loc)
+    info, launched = journal.read_state(loc)
     if info is None and launched is None:
-        for name in (store.CHECKPOINTS, _journal.PARTS, _journal.HEARTBEAT):
+        for name in (store.CHECKPOINTS, journal.PARTS, journal.HEARTBEAT):
             loc.child(name).delete()  # leftovers of no run
         return False
     spec = (launched or info)["spec"]
     grow = added_seeds(spec, ablation)
     if grow is not None:
         _check_growth(loc, ablation, grow)
-    elif _journal.is_complete(info, launched):
+    elif journal.is_complete(info, launched):
         raise RunExistsError(f"{loc} already holds a complete run; pass --overwrite to "
                              "replace it or --out to write elsewhere")
-    elif not _journal.same_spec(spec, ablation.to_dict()):
+    elif not journal.same_spec(spec, ablation.to_dict()):
         raise RunExistsError(f"{loc} holds an unfinished run of a different spec "
                              f"({spec.get('name')}); pass --overwrite to replace it, or "
                              "--out to write elsewhere")
@@ -146,7 +147,7 @@ def finished_before(loc: Location, trials) -> dict:
     if loc.child(store.RUN_FILE).is_file():
         previous.update(stored_rows(store.read_run(loc), trials))
     ids = {t.trial_id for t in trials}
-    previous.update({tid: (row, eps) for tid, (row, eps, _) in _journal.read_parts(loc).items()
+    previous.update({tid: (row, eps) for tid, (row, eps, _) in journal.read_parts(loc).items()
                      if tid in ids})
     return previous
 
@@ -154,16 +155,16 @@ def finished_before(loc: Location, trials) -> dict:
 def launch_record(loc, ablation, trials, cells, spec_path, anchors, started_at) -> list:
     """Write launch.json with this session added; returns every session so far (this one
     last)."""
-    from gridrun.schedule import scheduled_epochs
+    from gridrun.design.schedule import scheduled_epochs
 
-    launched = _journal.read_launch(loc) or {}
+    launched = journal.read_launch(loc) or {}
     sessions = list(launched.get("sessions", []))
     sessions.append({"started_at": started_at.isoformat(), "host": socket.gethostname(),
                      "pid": os.getpid(), "command": " ".join(sys.argv)})
     expected = len(trials) * ablation.epochs
     if ablation.scheduler is not None and not anchors.is_all:
         expected = scheduled_epochs(ablation, anchors) * ablation.seeds
-    _journal.write_launch(loc, {
+    journal.write_launch(loc, {
         "spec": ablation.to_dict(), "spec_file": str(spec_path) if spec_path else None,
         "trials": len(trials), "cells": {c.key: [t.trial_id for t in c.trials] for c in cells},
         "metric": ablation.metric, "mode": ablation.mode, "max_epochs": ablation.epochs,
@@ -175,7 +176,7 @@ def tidy(loc: Location, rows) -> None:
     """A complete run needs no journal, nor the checkpoints of trials that reached the end
     (those of stopped trials stay: ``gridrun confirm`` continues them)."""
     try:
-        _journal.clear(loc)
+        journal.clear(loc)
         ckpts = loc.child(store.CHECKPOINTS)
         for r in rows:
             if r["status"] != "stopped_early":

@@ -1,5 +1,5 @@
 """gridrun's ablation-aware ASHA as a Ray Tune scheduler: one Tune trial is one cell, the
-decisions are ``gridrun.schedule.RungState``'s. Imports Ray inside functions.
+decisions are ``gridrun.design.schedule.RungState``'s. Imports Ray inside functions.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ __all__ = ["cell_scheduler", "seed_scheduler"]
 
 
 def cell_scheduler(ablation, cells, anchors):
-    """The ablation-aware ASHA of ``gridrun.schedule`` as a Ray Tune scheduler: one Tune
+    """The ablation-aware ASHA of ``gridrun.design.schedule`` as a Ray Tune scheduler: one Tune
     trial is one cell; anchors always continue; stratified promotion; promotions end when
     the budget is spent. None when nothing may be stopped (no scheduler, or every cell is an
     anchor)."""
@@ -16,8 +16,8 @@ def cell_scheduler(ablation, cells, anchors):
         return None
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-    from gridrun.schedule import (RungState, asha_rungs, budget_settings, promotion_allowance,
-                                  strata_of)
+    from gridrun.design.schedule import (RungState, asha_rungs, budget_settings,
+                                         promotion_allowance, strata_of)
 
     sch = ablation.scheduler
     allowance = promotion_allowance(anchors, **budget_settings(ablation))

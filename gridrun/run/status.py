@@ -6,8 +6,9 @@ be watched from a laptop. No Ray, no framework.
 from __future__ import annotations
 
 
-from gridrun import _journal, store
-from gridrun._storage import Location, StorageError
+from gridrun import store
+from gridrun.store import journal
+from gridrun.store.location import Location, StorageError
 
 __all__ = ["status_text", "read_status"]
 
@@ -32,14 +33,14 @@ def _launch_of_store(info: dict, parts: dict) -> dict:
             "expected_epochs": None, "sessions": [{"started_at": info.get("started_at")}]}
 
 
-def read_status(run: str) -> _journal.RunStatus:
+def read_status(run: str) -> journal.RunStatus:
     try:
         loc = Location(run)
         if not loc.is_dir():
             raise store.StoreError(f"{run}: no such run folder")
-        info, launched = _journal.read_state(loc)
-        parts = _journal.read_parts(loc)
-        heartbeat = _journal.read_heartbeat(loc)
+        info, launched = journal.read_state(loc)
+        parts = journal.read_parts(loc)
+        heartbeat = journal.read_heartbeat(loc)
     except (StorageError, ValueError) as e:
         raise store.StoreError(f"{run}: cannot read the run ({e})") from None
     if launched is None and info is None:
@@ -53,7 +54,7 @@ def read_status(run: str) -> _journal.RunStatus:
     if info is not None and not info.get("complete") and heartbeat \
             and heartbeat.get("state") == "running":
         info = None  # a resumed session is running: its journal is the news
-    return _journal.run_status(launched, parts, heartbeat, info)
+    return journal.run_status(launched, parts, heartbeat, info)
 
 
 def status_text(run: str) -> str:

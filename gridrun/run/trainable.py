@@ -15,7 +15,7 @@ import json
 import math
 import time
 
-from gridrun._storage import Location
+from gridrun.store.location import Location
 
 __all__ = ["cell_trainable", "checkpoint_of", "history_of", "weights_of", "trainer_module",
            "SUFFIX"]

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gridrun import techniques
+from gridrun.spec import techniques
 from gridrun.data import DATASET_NAMES
-from gridrun.techniques import suggest
+from gridrun.spec.techniques import suggest
 
 __all__ = ["Ablation", "Factor", "ASHA", "SpecError", "load_spec", "DESIGNS", "METRICS"]
 
@@ -178,7 +178,7 @@ class Ablation:
     @property
     def config_fixed(self) -> dict:
         """``fixed`` plus the framework when it is not a factor: the values every trial's
-        config shares (``gridrun.design.resolve_config`` adds the factor levels)."""
+        config shares (``gridrun.design.grid.resolve_config`` adds the factor levels)."""
         if "framework" in self.factor_names:
             return dict(self.fixed)
         return {**self.fixed, "framework": self.framework}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from gridrun import techniques
+from gridrun.spec import techniques
 
 __all__ = ["MIN_IMAGE_SIZE", "BACKBONES", "ACTIVATIONS", "POOLINGS", "DEPTHS", "LEAKY_SLOPE",
            "check_backbone", "check_choice", "check_width", "check_depth", "check_options"]

@@ -252,7 +252,7 @@ def check_config(config, framework: str) -> dict:
     missing = [k for k in implemented if k not in config]
     if missing:
         raise ValueError(f"config is missing {', '.join(map(repr, missing))}; "
-                         f"gridrun.design.resolve_config fills in the registry defaults")
+                         f"gridrun.design.grid.resolve_config fills in the registry defaults")
     checked = {}
     for name in implemented:
         try:

@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from gridrun._storage import Location
+from gridrun.store.location import Location
 
 __all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "write_part", "read_parts",
            "write_launch", "read_launch", "read_state", "write_heartbeat", "read_heartbeat", "RunStatus",
@@ -104,7 +104,7 @@ def read_launch(run: Location) -> dict | None:
 def read_state(run: Location) -> tuple[dict | None, dict | None]:
     """(run.json, launch.json) of a run folder, each None when absent; StoreError when the
     folder cannot be read or run.json is not JSON."""
-    from gridrun import store
+    from gridrun.store import tables as store
 
     try:
         info_file = run.child(store.RUN_FILE)

@@ -1,5 +1,5 @@
 """The results store: ``trials.parquet``, ``epochs.parquet`` and ``run.json`` in one folder,
-on local disk or any storage ``gridrun._storage.Location`` opens (``s3://``, ``gs://``,
+on local disk or any storage ``gridrun.store.location.Location`` opens (``s3://``, ``gs://``,
 ``file://``, ...).
 
 Locally a run is written into a temporary folder beside its final place and renamed into
@@ -26,8 +26,8 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gridrun import techniques
-from gridrun._storage import Location, StorageError
+from gridrun.spec import techniques
+from gridrun.store.location import Location, StorageError
 
 __all__ = ["Run", "StoreError", "trials_schema", "EPOCHS_SCHEMA", "STATUSES",
            "write_run", "read_run", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE", "CHECKPOINTS"]
@@ -139,7 +139,7 @@ def _swap_into_place(new: Path, run_dir: Path) -> None:
 class Run:
     """A run read back: the two tables (pandas) and run.json."""
 
-    path: Any  # Path (local) or gridrun._storage.Location
+    path: Any  # Path (local) or gridrun.store.location.Location
     trials: Any  # pandas.DataFrame
     epochs: Any  # pandas.DataFrame
     info: dict

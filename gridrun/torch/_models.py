@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridrun._model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE,
-                                     MIN_IMAGE_SIZE, POOLINGS, check_options)
+from gridrun.spec.model_options import (ACTIVATIONS, BACKBONES, DEPTHS, LEAKY_SLOPE, MIN_IMAGE_SIZE,
+                                        POOLINGS, check_options)
 
 __all__ = ["build_model", "count_parameters", "MIN_IMAGE_SIZE", "BACKBONES", "ACTIVATIONS",
            "POOLINGS", "DEPTHS", "head_name", "base_parameters", "head_parameters",

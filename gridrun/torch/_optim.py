@@ -1,7 +1,7 @@
 """Optimization and regularization building blocks of the PyTorch trainer: the registry's
 optimizers, an L1 penalty, gradient clipping and a cross entropy for soft targets. The
 framework-neutral rules (default learning rates, the schedule, early stopping) live in
-``gridrun._rules`` and are re-exported here.
+``gridrun.spec.rules`` and are re-exported here.
 
     >>> DEFAULT_LR["sgd"]
     0.05
@@ -15,8 +15,7 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
-from gridrun._rules import (DEFAULT_LR, OPTIMIZERS, SCHEDULES, EarlyStopping, lr_at,
-                            resolve_lr)
+from gridrun.spec.rules import (DEFAULT_LR, OPTIMIZERS, SCHEDULES, EarlyStopping, lr_at, resolve_lr)
 
 __all__ = ["DEFAULT_LR", "OPTIMIZERS", "SCHEDULES", "resolve_lr", "make_optimizer",
            "lr_at", "apply_lr", "EarlyStopping", "l1_penalty", "clip_gradients",

@@ -26,7 +26,7 @@ from torch import nn
 
 # The source parsing, download and cache are framework-neutral and shared with the keras
 # trainer; their names stay importable from here.
-from gridrun._weights_source import resolve_source, weights_cache_dir
+from gridrun.data.weights import resolve_source, weights_cache_dir
 from gridrun.torch._checkpoint import write_state
 from gridrun.torch._models import backbone_name, base_modules, base_parameters, head_name
 

@@ -1,6 +1,6 @@
 """The PyTorch training loop of one trial, steppable one epoch at a time and resumable.
 
-    >>> from gridrun.design import resolve_config
+    >>> from gridrun.design.grid import resolve_config
     >>> config = resolve_config({"backbone": "simple_cnn"}, {"epochs": 2})
     >>> summary = train(config, data, seed=0, report=print)          # doctest: +SKIP
 
@@ -35,13 +35,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridrun import techniques
-from gridrun.torch._checkpoint import (STATE_FORMAT, check_format, check_same, cpu_copy,
-                                       read_state, write_state)
+from gridrun.spec import techniques
+from gridrun.torch._checkpoint import (STATE_FORMAT, check_format, check_same, cpu_copy, read_state,
+                                       write_state)
 from gridrun.torch._data import prepare_data
 from gridrun.torch._models import build_model, count_parameters
-from gridrun.torch._optim import (EarlyStopping, apply_lr, clip_gradients, lr_at,
-                                  make_optimizer, resolve_lr)
+from gridrun.torch._optim import (EarlyStopping, apply_lr, clip_gradients, lr_at, make_optimizer,
+                                  resolve_lr)
 from gridrun.torch._pretrained import freeze_base, load_pretrained
 from gridrun.torch._recipe import augment_batch, batch_loss, normalizer, trial_data
 
@@ -67,7 +67,7 @@ def train(config: Mapping[str, Any], data, *, seed: int,
     """Train one configuration on ``data`` and ``report`` metrics once per epoch.
 
     ``config`` maps every technique this trainer implements to its value (see
-    ``gridrun.design.resolve_config``); unknown or missing keys raise ValueError. ``data`` is
+    ``gridrun.design.grid.resolve_config``); unknown or missing keys raise ValueError. ``data`` is
     a gridrun Dataset or a :class:`DeviceData`. ``seed`` fixes initialisation, data order,
     augmentation and dropout: the same seed gives identical metrics on CPU. ``device`` None
     means "cuda" when available, else "cpu"; ``threads`` sets ``torch.set_num_threads``.
@@ -457,7 +457,7 @@ def _logits(forward, x: torch.Tensor) -> torch.Tensor:
 
 def check_config(config: Mapping[str, Any]) -> dict:
     """The config's values, checked against the registry
-    (``gridrun.techniques.check_config``); ValueError for an unknown key, a missing key or
+    (``gridrun.spec.techniques.check_config``); ValueError for an unknown key, a missing key or
     a value the registry does not allow."""
     return techniques.check_config(config, "torch")
 

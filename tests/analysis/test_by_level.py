@@ -10,7 +10,7 @@ import pytest
 
 from gridrun.analysis._by_level import effects_by, sub_spec
 from gridrun.analysis.testing import synthetic_run
-from gridrun.report import report_text
+from gridrun.report.tables import report_text
 
 FACTORS = {"framework": ["torch", "tensorflow"], "batchnorm": [False, True],
            "dropout": [0.0, 0.3]}

@@ -9,16 +9,16 @@ from gridrun.analysis import main_effects, shapley
 from gridrun.analysis.testing import additive, synthetic_run
 
 NAMES = ["A", "B", "C", "D", "E", "F"]
-# Fallback generators if gridrun._fractional is not importable (same catalogue entries).
+# Fallback generators if gridrun.design.fractional is not importable (same catalogue entries).
 GENERATORS = {(5, 5): {4: (0, 1, 2, 3)}, (6, 4): {4: (0, 1, 2), 5: (1, 2, 3)},
               (5, 3): {3: (0, 1), 4: (0, 2)}}
 RUNS_FOR = {5: (5, 5), 4: (6, 4), 3: (5, 3)}
 
 
 def plan_runs(k, resolution):
-    """+-1 runs of a 2^(k-p) design: gridrun._fractional when present, else built here."""
+    """+-1 runs of a 2^(k-p) design: gridrun.design.fractional when present, else built here."""
     try:
-        from gridrun._fractional import fractional_plan
+        from gridrun.design.fractional import fractional_plan
     except ImportError:
         gens = GENERATORS[(k, resolution)]
         base = k - len(gens)

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 import gridrun.data._problems as problems
-from gridrun.data import (NORMALIZATIONS, DataError, class_weights, imbalance_indices,
-                          load_dataset, noisy_labels, normalization_params, normalize_images,
-                          oversample_indices)
+from gridrun.data import (NORMALIZATIONS, DataError, class_weights, imbalance_indices, load_dataset,
+                          noisy_labels, normalization_params, normalize_images, oversample_indices)
 
 
 def _rng(seed=0):
@@ -267,7 +266,7 @@ def test_a_trial_pipeline_touches_only_the_training_split():
 
 
 def test_normalization_modes_match_the_technique_choices():
-    from gridrun.techniques import TECHNIQUES
+    from gridrun.spec.techniques import TECHNIQUES
 
     assert NORMALIZATIONS == ("none", "rescale", "standardize")
     assert tuple(TECHNIQUES["normalize"].choices) == NORMALIZATIONS

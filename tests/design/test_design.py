@@ -1,7 +1,7 @@
 import pytest
 
 from gridrun import Ablation, Factor
-from gridrun.design import design_points, expand, resolve_config, trial_id
+from gridrun.design.grid import design_points, expand, resolve_config, trial_id
 
 
 def ablation(**kw):

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from gridrun import _fractional
-from gridrun._fractional import (LETTERS, MAX_ALIAS_ORDER, FractionalPlan, fractional_plan,
-                                 plan_from_generators)
+from gridrun.design import fractional as _fractional
+from gridrun.design.fractional import (LETTERS, MAX_ALIAS_ORDER, FractionalPlan, fractional_plan,
+                                       plan_from_generators)
 
 KS = range(2, 12)
 RESOLUTIONS = (3, 4, 5)

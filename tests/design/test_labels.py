@@ -4,7 +4,7 @@ launch, in plan and in --dry-run (it still runs: measuring label damage may be t
 from click.testing import CliRunner
 
 from gridrun import Ablation, Factor
-from gridrun._labels import label_warnings
+from gridrun.design.labels import label_warnings
 from gridrun.cli import main
 
 

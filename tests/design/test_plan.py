@@ -1,7 +1,7 @@
 import pytest
 
 from gridrun import ASHA, Ablation, Factor
-from gridrun.plan import asha_expected_epochs, asha_rungs, design_table, plan_text
+from gridrun.design.plan import asha_expected_epochs, asha_rungs, design_table, plan_text
 
 
 @pytest.mark.parametrize("max_t,g,eta,rungs,expected", [
@@ -62,7 +62,7 @@ def test_fixed_backbone_prices_every_point():
 
 def test_calibrate_measures_each_backbone():
     pytest.importorskip("torch")
-    from gridrun.plan import calibrate
+    from gridrun.run.calibrate import calibrate
 
     a = spec(factors=[Factor("backbone", ["simple_cnn", "vgg_small"])], seeds=1,
              train_size=200, fixed={"epochs": 4, "batch_size": 64})

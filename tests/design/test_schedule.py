@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from gridrun import ASHA, Ablation, Factor
-from gridrun.schedule import (RungState, anchors_for, anchors_of, anchors_of_spec, asha_rungs,
-                              capped_epochs, cell_key, cells_to_confirm, choose_resolution,
-                              cutoff, expected_epochs, promotion_allowance, strata_of)
+from gridrun.design.schedule import (RungState, anchors_for, anchors_of, anchors_of_spec,
+                                     asha_rungs, capped_epochs, cell_key, cells_to_confirm,
+                                     choose_resolution, cutoff, expected_epochs,
+                                     promotion_allowance, strata_of)
 
 TWO = [False, True]
 

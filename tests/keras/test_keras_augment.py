@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gridrun.design import resolve_config
-from gridrun.keras._augment import (ERASE_AREA, affine_at, apply_policy, augment,
-                                    augment_batch, color_jitter, crop_at, crop_padding, cutmix,
-                                    erase_at, flip_where, jitter_at, mixup, random_affine,
-                                    random_crop, random_erasing, random_flip, sample_beta)
+from gridrun.design.grid import resolve_config
+from gridrun.keras._augment import (ERASE_AREA, affine_at, apply_policy, augment, augment_batch,
+                                    color_jitter, crop_at, crop_padding, cutmix, erase_at,
+                                    flip_where, jitter_at, mixup, random_affine, random_crop,
+                                    random_erasing, random_flip, sample_beta)
 
 
 def seed(i: int) -> tf.Tensor:

@@ -10,7 +10,7 @@ pytest.importorskip("tensorflow")
 
 import gridrun.keras._program as P  # noqa: E402
 from gridrun.data.testing import bars  # noqa: E402
-from gridrun.design import resolve_config  # noqa: E402
+from gridrun.design.grid import resolve_config  # noqa: E402
 from gridrun.keras import Trainer  # noqa: E402
 
 DATA = bars(n_train=128, n_val=64, n_test=64, size=8)

@@ -18,10 +18,10 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from gridrun import techniques  # noqa: E402
-from gridrun._rules import lr_at  # noqa: E402
+from gridrun.spec import techniques  # noqa: E402
+from gridrun.spec.rules import lr_at  # noqa: E402
 from gridrun.data.testing import bars  # noqa: E402
-from gridrun.design import resolve_config  # noqa: E402
+from gridrun.design.grid import resolve_config  # noqa: E402
 from gridrun.keras import Trainer  # noqa: E402
 from gridrun.keras._augment import augment_batch  # noqa: E402
 from gridrun.keras._models import build_model  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from gridrun.data.testing import bars  # noqa: E402
-from gridrun.design import resolve_config  # noqa: E402
+from gridrun.design.grid import resolve_config  # noqa: E402
 from gridrun.keras import Trainer, train  # noqa: E402
 from gridrun.keras._train import REPORT_KEYS  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 
 from gridrun import store
 from gridrun.analysis.testing import synthetic_run
-from gridrun.report import report_text
+from gridrun.report.tables import report_text
 
 FACTORS = {"augmentation": [False, True], "batchnorm": [False, True], "dropout": [0.0, 0.5]}
 STOPS = {(True, False, 0.0): 2, (True, False, 0.5): 4}

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from gridrun.analysis.testing import additive, synthetic_run
 from gridrun.cli import main
-from gridrun.schedule import anchors_for, cell_key
+from gridrun.design.schedule import anchors_for, cell_key
 
 from test_report import save
 

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from gridrun import store
-from gridrun._tidy import TABLES, tidy_tables
+from gridrun.report.tidy import TABLES, tidy_tables
 from gridrun.analysis import analyze
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
-from gridrun.report import report_text
+from gridrun.report.tables import report_text
 
 CELLS = {(False, False, 0.0): 0.80, (True, False, 0.0): 0.83, (False, True, 0.0): 0.85,
          (False, False, 0.5): 0.82, (True, True, 0.0): 0.91, (True, False, 0.5): 0.84,

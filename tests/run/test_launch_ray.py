@@ -57,7 +57,7 @@ def asha_run(tmp_path_factory):
 
 
 def anchor_mask(trials):
-    from gridrun.schedule import anchors_for, cell_key
+    from gridrun.design.schedule import anchors_for, cell_key
 
     factors = {"lr": [0.05, 1e-6], "batchnorm": [False, True], "dropout": [0.0, 0.3],
                "optimizer": ["sgd", "adam"]}

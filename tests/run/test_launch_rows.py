@@ -2,9 +2,9 @@
 
 import pytest
 
-from gridrun._progress import Progress
-from gridrun.design import Trial
-from gridrun.launch import epoch_rows, trial_row, trial_status
+from gridrun.run.progress import Progress
+from gridrun.design.grid import Trial
+from gridrun.run.driver import epoch_rows, trial_row, trial_status
 
 TRIAL = Trial("abc123", 1, {"dropout": 0.5}, {"dropout": 0.5, "epochs": 4})
 
@@ -77,7 +77,7 @@ def test_progress_counts_and_best():
     ("10.0.0.1:6379", {"RAY_AUTH_MODE": "disabled"}, True, None),  # the user's word stands
 ])
 def test_join_auth_mode(tmp_path, address, environ, token_file, expected):
-    from gridrun.launch import join_auth_mode
+    from gridrun.run.driver import join_auth_mode
 
     if token_file:
         (tmp_path / ".ray").mkdir()
@@ -86,7 +86,7 @@ def test_join_auth_mode(tmp_path, address, environ, token_file, expected):
 
 
 def test_join_auth_mode_reads_token_path(tmp_path):
-    from gridrun.launch import join_auth_mode
+    from gridrun.run.driver import join_auth_mode
 
     (tmp_path / "tok").write_text("t" * 32)
     env = {"RAY_AUTH_TOKEN_PATH": str(tmp_path / "tok")}

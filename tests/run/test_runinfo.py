@@ -4,7 +4,7 @@ import datetime as dt
 import json
 
 from gridrun import Ablation, Factor
-from gridrun._runinfo import run_info
+from gridrun.run.runinfo import run_info
 from gridrun.data import load_dataset
 
 

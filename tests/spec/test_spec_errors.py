@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from gridrun import techniques
+from gridrun.spec import techniques
 from gridrun.cli import main
 
 HEAD = "from gridrun import Ablation, Factor, ASHA\n"

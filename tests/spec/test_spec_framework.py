@@ -7,9 +7,10 @@ import dataclasses
 
 import pytest
 
-from gridrun import Ablation, Factor, techniques
-from gridrun.design import expand, trial_id
-from gridrun.spec import SpecError
+from gridrun import Ablation, Factor
+from gridrun.spec import techniques
+from gridrun.design.grid import expand, trial_id
+from gridrun.spec.ablation import SpecError
 
 
 def spec(**kw):
@@ -94,7 +95,7 @@ def test_a_framework_that_is_not_installed_fails_before_ray_starts(monkeypatch, 
     import importlib.util
     import sys
 
-    from gridrun.launch import launch
+    from gridrun import launch
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

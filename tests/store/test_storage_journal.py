@@ -12,12 +12,13 @@ import pyarrow.fs as pafs
 import pytest
 from click.testing import CliRunner
 
-from gridrun import ASHA, Ablation, Factor, _journal, store
-from gridrun._storage import Location, StorageError
+from gridrun import ASHA, Ablation, Factor, store
+from gridrun.store import journal as _journal
+from gridrun.store.location import Location, StorageError
 from gridrun.analysis.testing import synthetic_run
 from gridrun.cli import main
-from gridrun._journal import is_complete
-from gridrun._runfolder import RunExistsError, prepare_run_dir, run_location
+from gridrun.store.journal import is_complete
+from gridrun.run.runfolder import RunExistsError, prepare_run_dir, run_location
 
 
 def mock(path="bucket/runs/x"):

@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from gridrun import store
+from gridrun.store import tables as store
 
 FACTORS = ["augmentation", "dropout", "optimizer"]
 

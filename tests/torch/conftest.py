@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch", reason="the torch trainer tests need PyTorch installed")
 
 from gridrun.data.testing import bars  # noqa: E402
-from gridrun.design import resolve_config  # noqa: E402
+from gridrun.design.grid import resolve_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gridrun import techniques
+from gridrun.spec import techniques
 from gridrun.torch import build_model, count_parameters
 
 BACKBONES = techniques.get("backbone").choices

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from gridrun import techniques
-from gridrun.design import resolve_config
+from gridrun.spec import techniques
+from gridrun.design.grid import resolve_config
 from gridrun.torch import Trainer
 from gridrun.torch._models import build_model
 from gridrun.torch._optim import lr_at

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gridrun import techniques
+from gridrun.spec import techniques
 from gridrun.torch import build_model, count_parameters, train
 from gridrun.torch import _recipe, _train
 from gridrun.torch._optim import DEFAULT_LR
