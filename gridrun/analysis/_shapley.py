@@ -6,11 +6,13 @@ and the rest at baseline. Shapley parts sum exactly to target - baseline.
 
 - ``exact``: when all 2^k configurations of that baseline-target lattice are in the run (a
   full factorial), phi_i = sum over S not containing i of |S|!(k-|S|-1)!/k! (v(S+i) - v(S)).
-- ``model``: on a two-level fractional design, fit metric ~ main effects + two-factor
-  interactions in 0/1 coding (0 = baseline level, 1 = target) and take the Shapley values of
-  that model, phi_i = b_i + 1/2 sum_j b_ij; the parts sum to the model's gain. Two-factor
-  interactions aliased with a main effect (resolution III) cannot be told apart from it and
-  are taken as zero; interactions aliased with each other (resolution IV) do not change phi.
+- ``model``: on a fractional design, fit metric ~ main effects + two-factor interactions in
+  0/1 coding (0 = baseline level, 1 = target) and take the Shapley values of that model,
+  phi_i = b_i + 1/2 sum_j b_ij; the parts sum to the model's gain. Two-factor interactions
+  aliased with a main effect (resolution III) cannot be told apart from it and are taken as
+  zero; interactions aliased with each other (resolution IV) do not change phi. With
+  factors of three or more levels every cell of the fraction is used, each level its own
+  column, and the interactions the fraction cannot separate from phi are taken as zero.
 
 Both are linear in the cell values, so they are computed per seed, and intervals are over
 seeds; a seed counts only if it has every cell the attribution needs.
@@ -87,7 +89,9 @@ def shapley(grid: Grid, *, target: Mapping[str, Any] | str | None = None,
     if (rows >= 0).all():
         return _exact(grid, moving, tgt, rows, budget, n_boot, seed)
     if grid.design == "fractional":
-        return _model(grid, moving, tgt, budget, n_boot, seed)
+        if all(len(lv) == 2 for lv in grid.levels):
+            return _model(grid, moving, tgt, budget, n_boot, seed)
+        return _model_any_levels(grid, moving, tgt, budget, n_boot, seed)
     return None
 
 
@@ -172,6 +176,83 @@ def _model(grid, moving, tgt, budget, n_boot, seed) -> Shapley | None:
     return _result(grid, "model", moving, tgt, con, n_boot, seed, missing=missing,
                    terms=tuple(f"{names[a]}×{names[b]}" for a, b in kept),
                    dropped=tuple(dropped), note=note)
+
+
+def _model_any_levels(grid, moving, tgt, budget, n_boot, seed) -> Shapley | None:
+    """``_model`` for a fraction with factors of three or more levels: every cell of the
+    fraction, each factor's non-baseline levels as 0/1 columns, and the two-factor
+    interaction blocks between moving factors (every pair of their non-baseline levels)
+    that the fraction keeps clear of every other two-factor interaction. Blocks aliased
+    with another (as in a 3^(4-1) fraction, where A×B shares contrasts with C×D) are taken
+    as zero and named in ``dropped``: which of the two is real, the cells cannot say."""
+    n, k = len(grid.keys), len(grid.factors)
+    codes = grid.configs
+    cols, main = [np.ones(n)], {}
+    for i in range(k):
+        for lv in range(len(grid.levels[i])):
+            if lv != grid.baseline[i]:
+                main[i, lv] = len(cols)
+                cols.append((codes[:, i] == lv).astype(float))
+    A = np.zeros((len(moving), len(cols)))
+    for r, i in enumerate(moving):
+        A[r, main[i, tgt[i]]] = 1.0
+    if not _estimable(np.column_stack(cols), A):
+        return None
+    clear = _clear_pairs(grid)
+    kept, dropped = [], []
+    for a, b in itertools.combinations(range(len(moving)), 2):
+        i, j = moving[a], moving[b]
+        name = f"{grid.factors[i]}×{grid.factors[j]}"
+        if (i, j) not in clear:
+            dropped.append(name)
+            continue
+        block = [(li, lj) for li in range(len(grid.levels[i])) if li != grid.baseline[i]
+                 for lj in range(len(grid.levels[j])) if lj != grid.baseline[j]]
+        extra = np.zeros((len(moving), len(block)))
+        extra[[a, b], block.index((tgt[i], tgt[j]))] = 0.5
+        cols = cols + [(codes[:, i] == li).astype(float) * (codes[:, j] == lj)
+                       for li, lj in block]
+        A = np.hstack([A, extra])
+        kept.append(name)
+    X = np.column_stack(cols)
+    if not _estimable(X, A):
+        return None
+    W = A @ np.linalg.pinv(X)
+    base = (codes == np.asarray(grid.baseline)).all(axis=1).astype(float)
+    top = (codes == np.asarray(tgt)).all(axis=1).astype(float)
+    ends = np.vstack([W.sum(axis=0), base / max(base.sum(), 1), top / max(top.sum(), 1)])
+    con = contrast(grid, np.arange(n)[None, :], np.vstack([W, ends]), budget)
+    note = ("two-factor interactions the fraction aliases with others taken as zero: "
+            + ", ".join(dropped)) if dropped else ""
+    missing = tuple(lv for lv, hit in ((0, base), (1, top)) if not hit.any())
+    return _result(grid, "model", moving, tgt, con, n_boot, seed, missing=missing,
+                   terms=tuple(kept), dropped=tuple(dropped), note=note)
+
+
+def _clear_pairs(grid) -> set:
+    """The factor pairs (i, j) whose interaction contrasts are orthogonal, over the cells,
+    to every main effect and every other pair's (orthonormal contrasts of each factor's
+    levels, multiplied)."""
+    codes, k = grid.configs, len(grid.factors)
+    basis = []
+    for i in range(k):
+        s = len(grid.levels[i])
+        q, _ = np.linalg.qr(np.column_stack([np.ones(s), np.eye(s)[:, 1:]]))
+        basis.append(q[:, 1:][codes[:, i]])
+    pairs = {(i, j): np.einsum("ni,nj->nij", basis[i], basis[j]).reshape(len(codes), -1)
+             for i, j in itertools.combinations(range(k), 2)}
+    others = [basis[i] for i in range(k)]
+    clear = set()
+    for ij, B in pairs.items():
+        rest = others + [C for kl, C in pairs.items() if kl != ij]
+        if all(np.abs(B.T @ C).max() < 1e-9 for C in rest):
+            clear.add(ij)
+    return clear
+
+
+def _estimable(X: np.ndarray, A: np.ndarray) -> bool:
+    """Whether every row of A (a linear function of the coefficients) is estimable from X."""
+    return bool(np.allclose(A @ np.linalg.pinv(X) @ X, A, atol=1e-8))
 
 
 def _indicator(x, level) -> np.ndarray:

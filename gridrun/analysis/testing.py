@@ -73,7 +73,8 @@ def design_points(factors: Mapping[str, Sequence], design: str, baseline: Levels
                   target: Levels, order=None, resolution=None, runs=None) -> list[dict]:
     """The design's configurations (the same semantics as gridrun.design.grid), deduplicated.
     For "fractional", ``runs`` are +-1 rows (-1 = baseline level); by default they come from
-    ``gridrun.design.fractional.fractional_plan``."""
+    ``gridrun.design.fractional.fractional_plan``, or, with factors of more than two levels,
+    from ``gridrun.design.arrays.mixed_fraction`` (strength ``resolution`` - 1)."""
     names = list(factors)
     if design == "full":
         points = [dict(zip(names, c)) for c in itertools.product(*factors.values())]
@@ -86,6 +87,14 @@ def design_points(factors: Mapping[str, Sequence], design: str, baseline: Levels
         for n in order or names:
             cur = {**cur, n: target[n]}
             points.append(cur)
+    elif design == "fractional" and runs is None and (
+            any(len(v) != 2 for v in factors.values()) or len(names) > 11):
+        from gridrun.design.arrays import mixed_fraction, to_levels
+
+        arr = mixed_fraction([len(factors[n]) for n in names], resolution - 1)
+        base = {n: list(factors[n]).index(baseline[n]) for n in names}
+        points = [{n: factors[n][to_levels(v, base[n], len(factors[n]))]
+                   for n, v in zip(names, r)} for r in arr.runs]
     elif design == "fractional":
         if runs is None:
             from gridrun.design.fractional import fractional_plan
