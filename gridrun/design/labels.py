@@ -37,7 +37,10 @@ def label_warnings(ablation) -> list[str]:
 
     rules = LABEL_CHANGING.get(ablation.dataset, {})
     seen, out = set(), []
-    for point in design_points(ablation):
+    # a full factorial holds every level of every factor: its levels stand for its cells
+    points = ([{f.name: lv} for f in ablation.factors for lv in f.levels] or [{}]
+              if ablation.design == "full" else design_points(ablation))
+    for point in points:
         config = resolve_config(point, ablation.config_fixed)
         for name, (changes, why) in rules.items():
             value = config.get(name)

@@ -32,7 +32,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from gridrun.design.fractional import fractional_plan
+from gridrun.design.arrays import mixed_fraction, roman, to_levels
+from gridrun.design.fractional import MAX_FACTORS, fractional_plan
 
 __all__ = ["Anchors", "anchors_for", "anchors_of", "anchors_of_spec", "asha_rungs",
            "asha_expected_epochs", "expected_epochs", "RungState", "strata_of", "cutoff",
@@ -107,6 +108,9 @@ class Anchors:
     two_level: tuple[str, ...] = ()
     crossed: tuple[str, ...] = ()
     why: str = ""  # how the resolution was chosen, when it was chosen for a budget
+    # Main effects that share a contrast with two-factor interactions (resolution III only),
+    # e.g. "dropout with optimizer×backbone".
+    aliased: tuple[str, ...] = ()
 
     @property
     def is_all(self) -> bool:
@@ -127,15 +131,17 @@ class Anchors:
         gens = f" ({', '.join(self.generators)})" if self.generators else ""
         plus = f", plus {extra} for baseline/target" if extra else ""
         why = f" ({self.why})" if self.why else ""
+        alias = (f"; its main effects share contrasts with two-factor interactions: "
+                 f"{'; '.join(self.aliased)}" if self.aliased else "")
         return (f"the {len(self.fraction)}-cell {self.name} fraction{gens}{cross} of "
-                f"{self.n_cells} cells{plus}{why}")
+                f"{self.n_cells} cells{plus}{why}{alias}")
 
     def to_dict(self) -> dict:
         return {"name": self.name, "resolution": self.resolution,
                 "generators": list(self.generators), "cells": len(self.points),
                 "fraction_cells": len(self.fraction), "grid_cells": self.n_cells,
                 "two_level": list(self.two_level), "crossed": list(self.crossed),
-                "why": self.why}
+                "why": self.why, "aliased": list(self.aliased)}
 
 
 def anchors_for(factors: Mapping[str, Sequence], baseline: Mapping[str, Any],
@@ -144,48 +150,123 @@ def anchors_for(factors: Mapping[str, Sequence], baseline: Mapping[str, Any],
     """The anchors of a grid: ``factors`` maps each factor to its levels (the first is the
     default baseline, the last the default target).
 
-    Only a full factorial is fractionated. Its two-level factors (coded -1 at the baseline
-    level, +1 at the other) follow the smallest regular fraction of at least ``resolution``
-    (signs chosen so the baseline is in it); factors with more levels are crossed in full,
-    so their effects are averaged over the same balanced set. With fewer than 4 two-level
-    factors no resolution IV fraction is smaller than the grid, and every cell is an anchor.
+    Only a full factorial is fractionated, by the smallest orthogonal array of strength
+    ``resolution`` - 1 that contains the baseline (``gridrun.design.arrays``): a grid of
+    two-level factors takes a regular 2^(k-p) fraction (coded -1 at the baseline level, +1
+    at the other); factors with three or more levels take regular s^(k-p) fractions of their
+    own, crossed with the others, and are crossed in full where no smaller fraction reaches
+    the resolution. When nothing smaller than the grid does, every cell is an anchor.
 
     >>> a = anchors_for({"A": [0, 1], "B": [0, 1], "C": [0, 1], "D": [0, 1], "E": [0, 1],
     ...                  "F": [0, 1]}, {}, {})
     >>> a.describe()
     'the 16-cell 2^(6-2) resolution IV fraction (E=A×B×C, F=B×C×D) of 64 cells'
+    >>> three = {n: ["a", "b", "c"] for n in ("dropout", "optimizer", "backbone", "lr")}
+    >>> anchors_for({"augmentation": [False, True], **three}, {}, {}).describe()
+    'the 54-cell 3^(4-1) resolution IV fraction (lr=dropout+optimizer+backbone (mod 3)) crossed with every level of augmentation of 162 cells, plus 1 for baseline/target'
     """
     names = list(factors)
     levels = {n: list(factors[n]) for n in names}
     base = {n: baseline.get(n, levels[n][0]) for n in names}
     tgt = {n: target.get(n, levels[n][-1]) for n in names}
+    key = json.dumps([[n, [cell_key({"v": lv}) for lv in levels[n]], cell_key({"v": base[n]}),
+                       cell_key({"v": tgt[n]})] for n in names] + [design, resolution])
+    if key not in _ANCHORS:  # plan asks for the same anchors once per design it prices
+        if len(_ANCHORS) >= 64:
+            _ANCHORS.clear()
+        _ANCHORS[key] = _anchors_for(names, levels, base, tgt, design, resolution)
+    return _ANCHORS[key]
+
+
+_ANCHORS: dict[str, Anchors] = {}  # anchors_for's answers, by its arguments as text
+
+
+def _anchors_for(names, levels, base, tgt, design, resolution) -> Anchors:
     n_cells = math.prod(len(v) for v in levels.values())
-    full = [dict(zip(names, combo)) for combo in itertools.product(*levels.values())]
     two = [n for n in names if len(levels[n]) == 2]
-    many = [n for n in names if len(levels[n]) != 2]
-    if design != "full" or len(two) < 2:
-        return Anchors(tuple(full), tuple(full), n_cells, "full grid", None)
-    plan = fractional_plan(len(two), resolution) if len(two) <= 11 else None
-    if plan is None or plan.is_full:
-        return Anchors(tuple(full), tuple(full), n_cells, "full grid", None)
-    other = {n: [lv for lv in levels[n] if not _eq(lv, base[n])][0] for n in two}
-    signs = _baseline_signs(plan)
-    fraction = []
-    for row in plan.runs:
-        two_pt = {n: (other[n] if s * v > 0 else base[n]) for n, s, v in zip(two, signs, row)}
-        for combo in itertools.product(*(levels[n] for n in many)):
-            point = {**two_pt, **dict(zip(many, combo))}
-            fraction.append({n: point[n] for n in names})
+    found = None
+    if design == "full" and len(names) >= 2:
+        if len(two) == len(names) and len(two) <= MAX_FACTORS:
+            found = _two_level_fraction(names, levels, base, resolution)
+        else:
+            found = _mixed_fraction(names, levels, base, resolution)
+    if found is None:
+        full = _AllCells(names, [levels[n] for n in names])
+        return Anchors(full, full, n_cells, "full grid", None)
+    fraction, name, res, gens, crossed, aliased = found
     points, have = list(fraction), {cell_key(p) for p in fraction}
     for extra in (base, tgt):
         if cell_key(extra) not in have:
             points.append(dict(extra))
             have.add(cell_key(extra))
-    named = plan.named(two)
+    return Anchors(tuple(points), tuple(fraction), n_cells, name, res, gens, tuple(two),
+                   tuple(crossed), aliased=aliased)
+
+
+class _AllCells(Sequence):
+    """Every cell of a grid, as a sequence of factor -> level dicts made when asked for: a
+    grid where every cell is an anchor can have a million cells that ``plan`` only counts."""
+
+    def __init__(self, names, levels):
+        self._names, self._levels = list(names), [list(v) for v in levels]
+
+    def __len__(self) -> int:
+        return math.prod(len(v) for v in self._levels)
+
+    def __iter__(self):
+        return (dict(zip(self._names, c)) for c in itertools.product(*self._levels))
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        out = {}
+        for n, lv in zip(reversed(self._names), reversed(self._levels)):  # the last fastest
+            i, r = divmod(i, len(lv))
+            out[n] = lv[r]
+        return {n: out[n] for n in self._names}
+
+
+def _two_level_fraction(names, levels, base, resolution):
+    """A grid of two-level factors: the catalogue's minimum-aberration fraction, signed so
+    that the baseline is in it; None when it is the whole grid."""
+    plan = fractional_plan(len(names), resolution)
+    if plan.is_full:
+        return None
+    other = {n: [lv for lv in levels[n] if not _eq(lv, base[n])][0] for n in names}
+    signs = _baseline_signs(plan)
+    fraction = [{n: (other[n] if s * v > 0 else base[n]) for n, s, v in zip(names, signs, row)}
+                for row in plan.runs]
+    named = plan.named(names)
     gens = tuple(_generator_text(named, g, s)
                  for g, s in zip(plan.generators, signs[plan.k - plan.p:]))
-    return Anchors(tuple(points), tuple(fraction), n_cells, plan.name, plan.resolution,
-                   gens, tuple(two), tuple(many))
+    aliased = tuple(f"{named.label(a)} with {', '.join(named.label(w) for w in others)}"
+                    for a, others in ((a, [w for w in plan.aliases[a] if len(w) == 2])
+                                      for a in plan.letters) if others)
+    return fraction, plan.name, plan.resolution, gens, (), aliased
+
+
+def _mixed_fraction(names, levels, base, resolution):
+    """Any grid: the orthogonal array of ``gridrun.design.arrays``, its value 0 at every
+    factor's baseline level; None when it is the whole grid."""
+    arr = mixed_fraction([len(levels[n]) for n in names], resolution - 1).named(names)
+    if arr.is_full:
+        return None
+    idx = {n: next(i for i, lv in enumerate(levels[n]) if _eq(lv, base[n])) for n in names}
+    fraction = [{n: levels[n][to_levels(v, idx[n], len(levels[n]))] for n, v in zip(names, row)}
+                for row in arr.runs]
+    crossed = [names[i] for i in arr.crossed]
+    cut = " × ".join(g.name for g in arr.groups if g.p)
+    name = f"{cut} resolution {roman(arr.resolution)}"
+    aliased = ()
+    if arr.resolution < 4:  # only then do main effects share contrasts with 2FIs
+        aliases = arr.aliases()
+        aliased = tuple(f"{n} with {', '.join(arr.label(e) for e in two)}"
+                        for i, n in enumerate(names)
+                        if (two := [e for e in aliases[(i,)] if len(e) == 2]))
+    return fraction, name, arr.resolution, tuple(arr.generators()), crossed, aliased
 
 
 def _eq(a, b) -> bool:
@@ -301,7 +382,8 @@ def choose_resolution(factors: Mapping[str, Sequence], baseline: Mapping[str, An
         why = (f"resolution V: an expected {share:.0%} of the grid's epochs, within the "
                f"budget of {budget:.0%}")
         return replace(five, why=why)
-    why = (f"resolution V would need {min(share, 1.0):.0%} of the grid's epochs, over the "
+    why = ("no resolution V fraction is smaller than the grid" if five.is_all else
+           f"resolution V would need {min(share, 1.0):.0%} of the grid's epochs, over the "
            f"budget of {budget:.0%}")
     if promotion_allowance(four, max_t=max_t, grace_period=grace_period,
                            reduction_factor=reduction_factor, budget=budget,

@@ -64,8 +64,7 @@ def run_info(ablation, spec_path, started_at, data, machine, expected, written,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     if ablation.design == "fractional":
-        from gridrun.design.fractional import fractional_plan
+        from gridrun.design.grid import fraction_of
 
-        plan = fractional_plan(len(ablation.factors), ablation.resolution)
-        info["fractional"] = plan.named(ablation.factor_names).to_dict()
+        info["fractional"] = fraction_of(ablation).to_dict()
     return info

@@ -92,7 +92,9 @@ class ASHA:
     and target; they run every epoch with every seed. ``resolution`` 4 keeps main effects
     clear of two-factor interactions, 5 clears three-factor interactions too; None (the
     default) takes 5 when the whole schedule is expected to fit ``budget`` (a share of the
-    trial-epochs of running every cell to the end), else 4. ``budget`` is also a ceiling:
+    trial-epochs of running every cell to the end), else 4. 3 is never chosen for you: it
+    aliases each main effect with two-factor interactions, and is for grids where no
+    resolution IV fraction is smaller than the grid (``gridrun plan`` says when). ``budget`` is also a ceiling:
     screened cells are promoted only while the run stays within it. ``confirm`` best
     screened cells are brought to the full budget at the end. Every level of every factor
     keeps survivors at each rung (stratified promotion), budget permitting."""
@@ -109,10 +111,11 @@ class ASHA:
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 _fail(f"ASHA {key} must be an integer >= {lo}, got {v!r}")
         if self.resolution is not None and (isinstance(self.resolution, bool)
-                                            or self.resolution not in (4, 5)):
-            _fail(f"ASHA resolution must be 4, 5 or None (the anchors' fraction: IV keeps main "
-                  f"effects clear of two-factor interactions, V keeps those clear too; None "
-                  f"picks V when it fits the budget), got {self.resolution!r}")
+                                            or self.resolution not in (3, 4, 5)):
+            _fail(f"ASHA resolution must be 3, 4, 5 or None (the anchors' fraction: IV keeps "
+                  f"main effects clear of two-factor interactions, V keeps those clear too, "
+                  f"III aliases main effects with them; None picks V when it fits the "
+                  f"budget, else IV), got {self.resolution!r}")
         b = self.budget
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b <= 1:
             _fail(f"ASHA budget must be a share of the full grid's epochs in (0, 1], "
@@ -376,13 +379,13 @@ def _validate_design_options(a: Ablation, factors) -> None:
             _fail(f"design {a.design!r}: factor {same[0]!r} has the same baseline and "
                   f"target level {a.baseline[same[0]]!r}; give it a different target")
     if a.design == "fractional":
-        multi = [f.name for f in factors if len(f.levels) != 2]
-        if multi:
-            _fail(f"design 'fractional' needs two-level factors; {multi[0]!r} has "
-                  f"{len(factors[names.index(multi[0])].levels)} levels")
-        if not 2 <= len(factors) <= 11:
-            _fail(f"design 'fractional' needs 2 to 11 factors, got {len(factors)}")
-        if a.resolution not in (3, 4, 5):
+        single = [f.name for f in factors if len(f.levels) < 2]
+        if single:
+            _fail(f"design 'fractional' needs two or more levels per factor; {single[0]!r} "
+                  f"has one (set it in fixed instead)")
+        if len(factors) < 2:
+            _fail(f"design 'fractional' needs 2 or more factors, got {len(factors)}")
+        if isinstance(a.resolution, bool) or a.resolution not in (3, 4, 5):
             _fail(f"design 'fractional' needs resolution=3, 4 or 5, got {a.resolution!r}")
     elif a.resolution is not None:
         _fail(f"resolution is only used by design='fractional', not {a.design!r}")

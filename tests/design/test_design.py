@@ -77,13 +77,23 @@ def test_one_at_a_time_needs_distinct_target():
         ablation(design="add_one_in", target={"optimizer": "sgd"})
 
 
-def test_fractional_requires_two_levels():
-    with pytest.raises(ValueError, match="two-level factors; 'dropout' has 3 levels"):
-        ablation(design="fractional", resolution=3)
+def test_fractional_takes_factors_of_any_levels():
+    # 2 x 3 x 2 has no smaller resolution III array than the grid: the full 12 cells
+    assert len(design_points(ablation(design="fractional", resolution=3))) == 12
+    three = [Factor(n, lv) for n, lv in (("dropout", [0.0, 0.25, 0.5]),
+                                         ("optimizer", ["sgd", "adam", "rmsprop"]),
+                                         ("lr_schedule", ["constant", "step", "cosine"]))]
+    pts = design_points(ablation(design="fractional", resolution=3, factors=three,
+                                 baseline={"optimizer": "adam"}))
+    assert len(pts) == 9  # a Latin square: every pair of factors meets each pair of levels once
+    for a, b in (("dropout", "optimizer"), ("dropout", "lr_schedule"),
+                 ("optimizer", "lr_schedule")):
+        assert len({(p[a], p[b]) for p in pts}) == 9
+    assert {"dropout": 0.0, "optimizer": "adam", "lr_schedule": "constant"} in pts
 
 
-def test_fractional_needs_two_to_eleven_factors():
-    with pytest.raises(ValueError, match="design 'fractional' needs 2 to 11 factors, got 1"):
+def test_fractional_needs_two_factors():
+    with pytest.raises(ValueError, match="design 'fractional' needs 2 or more factors, got 1"):
         Ablation(name="f", dataset="digits", factors=[Factor("batchnorm", [False, True])],
                  design="fractional", resolution=3)
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from gridrun import ASHA, Ablation, Factor
@@ -69,3 +71,69 @@ def test_calibrate_measures_each_backbone():
     measured = calibrate(a, max_examples=100)
     assert set(measured) == {"simple_cnn", "vgg_small"}
     assert all(0 < v < 60 for v in measured.values())
+
+
+def _asha_row(text: str) -> tuple[int, str]:
+    row = next(ln for ln in text.splitlines() if ln.startswith("| full (spec)"))
+    epochs, share = row.split("|")[-2].split()
+    return float(epochs), share
+
+
+def test_the_standard_grid_is_screened_within_half_its_epochs():
+    from gridrun import load_spec
+
+    a = load_spec(Path(__file__).resolve().parents[2] / "ablations" / "standard.py")
+    text = plan_text(a, show_trials=False)
+    assert "the 216-cell 2^(4-1) × 3^(4-1) resolution IV fraction" in text
+    epochs, share = _asha_row(text)
+    assert epochs <= 0.5 * 1296 * 3 * 30 and share == f"({epochs / (1296 * 3 * 30):.0%})"
+
+
+THREE = [Factor("dropout", [0.0, 0.25, 0.5]), Factor("optimizer", ["sgd", "adam", "rmsprop"]),
+         Factor("backbone", ["simple_cnn", "resnet20", "vgg_small"])]
+
+
+def test_a_grid_without_a_smaller_resolution_iv_fraction_says_what_iii_would_cost():
+    two = [Factor("augmentation", [False, True]), Factor("batchnorm", [False, True])]
+    a = spec(factors=two + THREE, fixed={"epochs": 30},
+             scheduler=ASHA(grace_period=5, reduction_factor=3))
+    text = plan_text(a, show_trials=False)
+    assert ("ASHA stops nothing here, so every cell runs every epoch (scheduler=None does the "
+            "same): no resolution IV fraction of 2 two-level and 3 three-level factors is "
+            "smaller than the grid's 108 cells. ASHA(resolution=3) would anchor 37 cells") in text
+    assert "dropout with optimizer×backbone" in text
+    assert _asha_row(text)[0] == 108 * 3 * 30  # nothing is stopped
+    chosen = plan_text(spec(factors=two + THREE, fixed={"epochs": 30}, scheduler=ASHA(
+        grace_period=5, reduction_factor=3, resolution=3)), show_trials=False)
+    assert "the 36-cell 3^(3-1) resolution III fraction" in chosen
+    assert "its main effects share contrasts with two-factor interactions" in chosen
+    assert _asha_row(chosen)[0] <= 0.5 * 108 * 3 * 30
+
+
+@pytest.mark.parametrize("k", [12, 16])
+def test_large_two_level_grids_get_anchors_and_whole_numbers(k):
+    names = ["augmentation", "batchnorm", "crop", "flip", "global_pool", "shuffle",
+             "lr_staircase", "dropout", "label_smoothing", "weight_decay", "l1", "mixup",
+             "erasing", "rotation", "zoom", "shear"][:k]
+    on = {"dropout": 0.3, "label_smoothing": 0.1, "weight_decay": 5e-4, "l1": 1e-5,
+          "mixup": 0.2, "erasing": 0.25, "rotation": 15.0, "zoom": 0.1, "shear": 10.0}
+    factors = [Factor(n, [0.0, on[n]] if n in on else [False, True]) for n in names]
+    text = plan_text(spec(factors=factors, fixed={"epochs": 8}, seeds=3,
+                          scheduler=ASHA(grace_period=1, reduction_factor=3)), show_trials=False)
+    assert "ASHA stops nothing" not in text
+    assert f"2^({k}-" in text.split("the effects come from them): ")[1].split(";")[0]
+    epochs, _ = _asha_row(text)
+    assert epochs <= 0.5 * 2 ** k * 3 * 8
+    assert "e+0" not in text  # whole numbers, not 1.76947e+06
+
+
+def test_a_mixed_fractional_design_prints_its_array_strength_and_aliases():
+    a = spec(factors=[Factor("augmentation", [False, True])] + THREE
+             + [Factor("lr_schedule", ["constant", "step", "cosine"])], design="fractional",
+             resolution=4, scheduler=None)
+    text = plan_text(a, show_trials=False)
+    assert "54 configurations x 3 seeds = 162 trials" in text
+    assert "2^1 × 3^(4-1): 54 of 162 cells, strength 3 (resolution IV)" in text
+    assert "generators: lr_schedule=dropout+optimizer+backbone (mod 3)" in text
+    assert "  dropout = optimizer×backbone×lr_schedule" in text  # a 3FI alias, no 2FI one
+    assert "  augmentation (clear)" in text

@@ -182,7 +182,7 @@ def test_default_asha_picks_resolution_from_budget_and_run_json_agrees():
     assert anchors_of(forced).why == "" and anchors_of(forced).resolution == 4
 
 
-@pytest.mark.parametrize("kw,msg", [({"resolution": 3}, "resolution must be 4, 5 or None"),
+@pytest.mark.parametrize("kw,msg", [({"resolution": 6}, "resolution must be 3, 4, 5 or None"),
                                     ({"confirm": -1}, "confirm must be an integer >= 0"),
                                     ({"budget": 0}, r"budget must be a share .* in \(0, 1\]"),
                                     ({"budget": 1.5}, "budget must be a share")])

@@ -157,7 +157,7 @@ def test_the_budget_is_a_ceiling_on_a_real_run(tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert "ASHA stops the other 8 cells at their first rung (epoch 1)" in plan.stdout
     row = next(ln for ln in plan.stdout.splitlines() if ln.startswith("| full (spec)"))
-    assert row.split("|")[-2].strip() == "86"  # trial-epochs with ASHA
+    assert row.split("|")[-2].split() == ["86", "(67%)"]  # trial-epochs with ASHA, its share
     proc = gridrun("launch", spec, "--out", tmp_path / "run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = pd.read_parquet(tmp_path / "run" / "trials.parquet")
