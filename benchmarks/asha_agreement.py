@@ -23,6 +23,10 @@ the largest absolute error (points of accuracy). Prints one table and writes JSO
         optimizer,weight_decay,batch_size,lr_schedule --epochs 16 --train-size 12000 \
         --eta 8 --budget 0.25 --out runs/bench_7x12k
         # 7 factors within a quarter of the truth's epochs (the truth alone is about 4.5 h)
+    python benchmarks/asha_agreement.py --techniques augmentation,optimizer:3,dropout:3,\
+        batch_size:3,weight_decay:3 --train-size 6000 --out runs/bench_asha_mixed
+        # one two-level and four three-level factors (NAME:3): the anchors are a 3^(4-1)
+        # fraction crossed with augmentation, a third of the grid (the truth is about 2 h)
 
 Each arm's run folder is kept under --out and reused when present (delete it to re-run).
 The summaries of the grids the README quotes are in benchmarks/results/. ``--truth-from``
@@ -62,11 +66,19 @@ FACTORS = [Factor("augmentation", [False, True]), Factor("batchnorm", [False, Tr
 # two, label smoothing and a cosine schedule, are for 8-factor grids without those two.
 
 
+# Three-level versions, named NAME:3 in --techniques: two steps from the baseline each, so
+# that every level's contrast with the baseline is measured.
+THREE = [Factor("optimizer", ["sgd", "adam", "rmsprop"]), Factor("dropout", [0.0, 0.25, 0.5]),
+         Factor("batch_size", [64, 128, 256]), Factor("weight_decay", [0.0, 5e-4, 5e-3]),
+         Factor("lr_schedule", ["constant", "step", "cosine"])]
+
+
 def chosen(args) -> list:
-    """The grid's factors: the first --factors of FACTORS, or those --techniques names."""
+    """The grid's factors: the first --factors of FACTORS, or those --techniques names
+    (NAME:3 for the three-level version of NAME)."""
     if not args.techniques:
         return FACTORS[:args.factors]
-    by_name = {f.name: f for f in FACTORS}
+    by_name = {f.name: f for f in FACTORS} | {f"{f.name}:3": f for f in THREE}
     names = args.techniques.split(",")
     unknown = [n for n in names if n not in by_name]
     if unknown or len(names) < 4:
@@ -75,13 +87,18 @@ def chosen(args) -> list:
     return [by_name[n] for n in names]
 
 
+def _label(f) -> str:
+    """A factor in the run's name: its own name, with its level count past two."""
+    return f.name + (str(len(f.levels)) if len(f.levels) > 2 else "")
+
+
 def ablation(args, scheduler):
     factors = chosen(args)
     fixed = {"epochs": args.epochs}
     if "batch_size" not in {f.name for f in factors}:
         fixed["batch_size"] = 128
     name = (f"asha_bench_{args.factors}" if not args.techniques
-            else "asha_bench_" + "_".join(f.name for f in factors))
+            else "asha_bench_" + "_".join(_label(f) for f in factors))
     return Ablation(name=name, dataset="fashion_mnist",
                     factors=factors, fixed=fixed, seeds=args.seeds,
                     train_size=args.train_size, val_fraction=args.val_fraction,
@@ -181,18 +198,18 @@ def run_vanilla(a, out: Path) -> dict:
     return result
 
 
-def _at_last_level(t, factor: str, levels):
-    """Which trials of ``t`` run ``factor`` at its last level (None is stored as NaN)."""
-    return t[factor].isna() if levels[-1] is None else t[factor] == levels[-1]
+def _at_level(t, factor: str, level):
+    """Which trials of ``t`` run ``factor`` at ``level`` (None is stored as NaN)."""
+    return t[factor].isna() if level is None else t[factor] == level
 
 
 def fraction_effects(out: Path, resolution: int) -> dict:
     """The main effects a resolution IV or V anchor fraction gives, computed from the
     truth run's own cells (gridrun's anchor trials are bit-identical to them): what the
-    table would say, before any screening cost. Two-level factors: the difference of the
-    mean final val_acc of the fraction's cells at the two levels."""
+    table would say, before any screening cost. Each level against the baseline level: the
+    difference of the mean final val_acc of the fraction's cells at the two levels."""
     from gridrun.design.schedule import anchors_for, cell_key
-    from gridrun.store.tables import read_run
+    from gridrun.store import read_run
 
     run = read_run(out / "truth")
     spec, names = run.spec, list(run.spec["factors"])
@@ -204,30 +221,49 @@ def fraction_effects(out: Path, resolution: int) -> dict:
     t = t[t.key.isin(keys)]
     effects = {}
     for f, lv in spec["factors"].items():
-        at = _at_last_level(t, f, lv)
-        effects[_key(f, lv[-1])] = (
-            float(t[at].last_val_acc.mean() - t[~at].last_val_acc.mean()), math.nan, math.nan)
+        base = t[_at_level(t, f, lv[0])].last_val_acc.mean()
+        for level in lv[1:]:
+            effects[_key(f, level)] = (
+                float(t[_at_level(t, f, level)].last_val_acc.mean() - base), math.nan,
+                math.nan)
     return {"effects": effects, "trial_epochs": int(t["epochs_run"].sum()),
             "seconds": math.nan, "basis": f"{len(keys)} cells of the truth"}
 
 
 @functools.lru_cache(maxsize=None)
 def _truth_cells(out: Path):
-    """The truth run's cells: (spec, x, y, ys) with x the levels coded -1/+1 (one column per
-    two-level factor, +1 at its last level), ys each cell's final val_acc per seed (cells x
-    seeds) and y its mean over seeds. Read once per run folder: the every-fraction spreads
-    and the interaction spectrum all use it."""
-    from gridrun.store.tables import read_run
+    """The truth run's cells: (spec, x, y, ys) with x each cell's level index per factor
+    (0 = the first level), ys each cell's final val_acc per seed (cells x seeds) and y its
+    mean over seeds. Read once per run folder: the every-fraction spreads and the
+    interaction spectrum all use it."""
+    from gridrun.store import read_run
 
     run = read_run(out / "truth")
     t = run.trials
-    coded = {f: np.where(_at_last_level(t, f, lv), 1, -1)
-             for f, lv in run.spec["factors"].items()}
-    cols = [f"_{f}" for f in coded]
-    ys = t.assign(**{f"_{f}": c for f, c in coded.items()}).pivot_table(
-        index=cols, columns="seed", values="last_val_acc", aggfunc="mean")
-    x = np.array(ys.index.to_list(), dtype=int).reshape(len(ys), len(cols))
+    coded = {}
+    for f, lv in run.spec["factors"].items():
+        code = np.zeros(len(t), dtype=int)
+        for i, level in enumerate(lv):
+            code[_at_level(t, f, level).to_numpy()] = i
+        coded[f"_{f}"] = code
+    ys = t.assign(**coded).pivot_table(index=list(coded), columns="seed",
+                                        values="last_val_acc", aggfunc="mean")
+    x = np.array(ys.index.to_list(), dtype=int).reshape(len(ys), len(coded))
     return run.spec, x, np.nanmean(ys.to_numpy(), axis=1), ys.to_numpy()
+
+
+def _components(x: np.ndarray, counts, word) -> np.ndarray:
+    """The contrast columns of the interaction of the factors in ``word`` over the cells:
+    products of each factor's orthonormal level contrasts, scaled so that a two-level
+    factor's is the usual +1/-1 (a contrast is then mean(+) - mean(-) for two levels)."""
+    cols = np.ones((len(x), 1))
+    for i in word:
+        s = counts[i]
+        q, _ = np.linalg.qr(np.column_stack([np.ones(s), np.eye(s)[:, 1:]]))
+        q = q[:, 1:] * np.sign(q[-1:, 1:])  # positive at the last level: +1 for two levels
+        c = q[x[:, i]] * np.sqrt(s)
+        cols = np.einsum("na,nb->nab", cols, c).reshape(len(x), -1)
+    return cols
 
 
 def interaction_spectrum(out: Path) -> dict:
@@ -243,14 +279,17 @@ def interaction_spectrum(out: Path) -> dict:
     column less the square of the second is what the interactions are without seed noise."""
     spec, x, y, ys = _truth_cells(out)
     names = list(spec["factors"])
+    counts = [len(v) for v in spec["factors"].values()]
     by_order: dict = {}
     for r in range(1, x.shape[1] + 1):
         for word in itertools.combinations(range(x.shape[1]), r):
-            c = np.prod(x[:, list(word)], axis=1)
-            points = float(100 * (y[c > 0].mean() - y[c < 0].mean()))
-            per_seed = 100 * (np.nanmean(ys[c > 0], axis=0) - np.nanmean(ys[c < 0], axis=0))
-            var = float(per_seed.var(ddof=1) / len(per_seed)) if len(per_seed) > 1 else 0.0
-            by_order.setdefault(r, []).append((" x ".join(names[i] for i in word), points, var))
+            label = " x ".join(names[i] for i in word)
+            for c in _components(x, counts, word).T:  # one per degree of freedom
+                points = float(100 * 2 * (c @ y) / len(y))
+                per_seed = 100 * 2 * np.nansum(c[:, None] * ys, axis=0) / len(y)
+                var = float(per_seed.var(ddof=1) / len(per_seed)) if len(per_seed) > 1 \
+                    else 0.0
+                by_order.setdefault(r, []).append((label, points, var))
     return {r: (float(np.sqrt(np.mean([v ** 2 for _, v, _ in ws]))),
                 float(np.sqrt(np.mean([n for *_, n in ws]))),
                 [(w, v) for w, v, _ in sorted(ws, key=lambda w: -abs(w[1]))[:2]])
@@ -267,8 +306,9 @@ def every_fraction(out: Path, anchors_resolution: int) -> dict:
 
     spec, x, y, _ = _truth_cells(out)
     anchors = anchors_for(spec["factors"], {}, {}, resolution=anchors_resolution)
-    if anchors.is_all:
-        return {}
+    if anchors.is_all or any(len(v) != 2 for v in spec["factors"].values()):
+        return {}  # regular two-level fractions only
+    x = 2 * x - 1  # -1 / +1
     k = x.shape[1]
     p = int(round(math.log2(len(y) / len(anchors.fraction))))
 
@@ -346,7 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--eta", type=int, default=3)
     p.add_argument("--train-size", type=int, default=2000)
     p.add_argument("--val-fraction", type=float, default=0.03)
-    p.add_argument("--resolution", type=int, default=None, choices=(4, 5),
+    p.add_argument("--resolution", type=int, default=None, choices=(3, 4, 5),
                    help="force the resolution of gridrun's anchors (default: V when the "
                         "schedule is expected to fit half the truth's epochs, else IV)")
     p.add_argument("--budget", type=float, default=0.5,
@@ -384,8 +424,9 @@ def main(argv=None) -> int:
             pass
     table = dict(earlier.get("table", {}))  # rows a summary recorded without their effects
     table.update({k: compare(res["truth"], v) for k, v in res.items()})
-    print(f"Fashion-MNIST, {len(chosen(args))} two-level factors "
-          f"({', '.join(f.name for f in chosen(args))}), {args.seeds} seeds, "
+    kinds = sorted({len(f.levels) for f in chosen(args)})
+    print(f"Fashion-MNIST, {len(chosen(args))} factors of {' and '.join(map(str, kinds))} "
+          f"levels ({', '.join(_label(f) for f in chosen(args))}), {args.seeds} seeds, "
           f"{args.epochs} epochs, ASHA grace {args.grace} eta {args.eta}, "
           f"{args.train_size} training images\n")
     print(f"{'arm':<20}{'trial-epochs':>13}{'share':>8}{'wall s':>9}{'signs':>7}"

@@ -136,3 +136,28 @@ def test_truth_from_refuses_a_summary_of_another_grid(tmp_path):
     else:
         raise AssertionError("a summary of a 16-epoch grid was taken for an 8-epoch one")
     assert not list(tmp_path.glob("*/"))  # nothing trained, nothing written
+
+
+def test_a_mixed_grid_s_fraction_effects_and_spectrum_are_per_level(tmp_path):
+    factors = {"augmentation": [False, True], "optimizer": ["sgd", "adam", "rmsprop"],
+               "dropout": [0.0, 0.25, 0.5], "batch_size": [64, 128, 256],
+               "weight_decay": [0.0, 5e-4, 5e-3]}
+
+    def value(lv):  # main effects and one two-factor interaction (which strength 3 clears)
+        return (0.8 + 0.02 * lv["augmentation"] + {"sgd": 0, "adam": 0.01, "rmsprop": -0.005}[
+            lv["optimizer"]] + 0.01 * (lv["batch_size"] == 256)
+            + 0.006 * (lv["optimizer"] == "adam") * (lv["weight_decay"] == 5e-3))
+
+    synthetic_run(factors, value=value, seeds=2, epochs=4).save(tmp_path / "truth")
+    bench = load_bench()
+    effects = bench.fraction_effects(tmp_path, 4)
+    assert effects["basis"] == "54 cells of the truth"
+    assert abs(effects["effects"]["optimizer=adam"][0] - (0.01 + 0.006 / 3)) < 1e-9
+    assert abs(effects["effects"]["optimizer=rmsprop"][0] + 0.005) < 1e-9
+    assert abs(effects["effects"]["batch_size=256"][0] - 0.01) < 1e-9
+    assert abs(effects["effects"]["batch_size=128"][0]) < 1e-9
+    spectrum = bench.interaction_spectrum(tmp_path)
+    assert sorted(spectrum) == [1, 2, 3, 4, 5]
+    assert spectrum[2][2][0][0] == "optimizer x weight_decay"  # the planted pair leads
+    assert spectrum[3][0] < 1e-9 and spectrum[4][0] < 1e-9  # nothing planted above two
+    assert bench.every_fraction(tmp_path, 4) == {}  # regular two-level fractions only
