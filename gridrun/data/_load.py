@@ -53,8 +53,13 @@ def load_dataset(name: str, *, val_fraction: float = 0.1, split_seed: int = 0,
     ((1294, 8, 8, 1), (144, 8, 8, 1), (359, 8, 8, 1))
     """
     _check_split_args(val_fraction, split_seed, train_size)  # before seconds of reading
-    raw = load_raw(name, root=data_dir() if root is None else Path(root), download=download,
-                   image_size=image_size)
+    if callable(name):  # a spec's own dataset function
+        from gridrun.data._own import own_raw
+
+        raw = own_raw(name)
+    else:
+        raw = load_raw(name, root=data_dir() if root is None else Path(root),
+                       download=download, image_size=image_size)
     return split_raw(raw, val_fraction=val_fraction, split_seed=split_seed, train_size=train_size)
 
 

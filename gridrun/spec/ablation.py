@@ -21,6 +21,7 @@ factor, the offending value and what is allowed. ``load_spec`` prefixes the file
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any, Mapping
 
 from gridrun.spec import techniques
 from gridrun.data import DATASET_NAMES
+from gridrun.spec.plugins import KINDS, Plugins, PluginError, check_trainer, describe, resolve
 from gridrun.spec.techniques import suggest
 
 __all__ = ["Ablation", "Factor", "ASHA", "SpecError", "load_spec", "DESIGNS", "METRICS"]
@@ -50,18 +52,34 @@ def _fail(msg: str):
 
 @dataclass(frozen=True, init=False)
 class Factor:
-    """One technique varied over ``levels``; the first level is the default baseline."""
+    """One technique varied over ``levels``; the first level is the default baseline.
+
+    ``custom=True`` declares a factor of the researcher's own (not in the registry): its
+    levels are plain values of one kind (bool, int, float or str), and the spec's model
+    builder, dataset function or trainer reads it from the config.
+
+        >>> Factor("se_block", [False, True], custom=True).kind
+        'bool'
+    """
 
     name: str
     levels: tuple
+    custom: bool = False
 
-    def __init__(self, name: str, levels) -> None:
+    def __init__(self, name: str, levels, custom: bool = False) -> None:
         if not isinstance(name, str):
             _fail(f"factor name {name!r} must be a string")
+        if not isinstance(custom, bool):
+            _fail(f"factor {name!r}: custom must be True or False, got {custom!r}")
+        object.__setattr__(self, "custom", custom)
+        if custom:
+            _custom_factor(self, name, levels)
+            return
         try:
             tech = techniques.get(name)
-        except ValueError as e:
-            _fail(str(e))
+        except ValueError as e:  # a typo gets its suggestion; a new name, how to declare it
+            _fail(str(e) if "did you mean" in str(e) else
+                  f"{e}; or declare a factor of your own: Factor({name!r}, [...], custom=True)")
         if not tech.factor:
             _fail(f"{name!r} cannot be a factor; set it in fixed={{'{name}': ...}}")
         if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
@@ -74,12 +92,56 @@ class Factor:
             try:
                 v = techniques.check_value(tech, lv)
             except ValueError as e:
-                _fail(f"factor {name!r}: {e}")
+                if name == "backbone" and isinstance(lv, str) and lv.strip():
+                    v = lv  # perhaps one of the spec's own models: the Ablation checks it
+                else:
+                    _fail(f"factor {name!r}: {e}")
             if any(type(v) is type(c) and v == c for c in clean):
                 _fail(f"factor {name!r}: level {lv!r} is listed twice")
             clean.append(v)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "levels", tuple(clean))
+
+    @property
+    def kind(self) -> str:
+        """The kind of its values: the registry's, or a custom factor's own."""
+        if self.custom:
+            return _kind_of(self.levels)
+        return techniques.get(self.name).kind
+
+
+def _kind_of(levels) -> str:
+    kinds = {KINDS[type(v)] for v in levels}
+    return "float" if kinds == {"int", "float"} else kinds.pop()
+
+
+def _custom_factor(f: Factor, name: str, levels) -> None:
+    if name in techniques.TECHNIQUES:
+        _fail(f"custom factor {name!r} has the name of a built-in technique; give it a name "
+              f"of its own (or drop custom=True to vary the built-in one)")
+    if not name.isidentifier():
+        _fail(f"custom factor name {name!r} must be a Python identifier (letters, digits, "
+              f"'_'): it names a column of the results")
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+        _fail(f"factor {name!r}: levels must be a list, got {levels!r}")
+    levels = list(levels)
+    if not levels:
+        _fail(f"factor {name!r} has no levels; give at least one")
+    bad = [v for v in levels if type(v) not in KINDS
+           or (isinstance(v, float) and not math.isfinite(v))]
+    if bad:
+        _fail(f"custom factor {name!r}: level {bad[0]!r} must be a bool, an int, a finite "
+              f"float or a str")
+    kinds = {KINDS[type(v)] for v in levels}
+    if len(kinds) > 1 and kinds != {"int", "float"}:
+        _fail(f"custom factor {name!r}: levels of one kind only, got {sorted(kinds)}")
+    if kinds == {"int", "float"}:
+        levels = [float(v) for v in levels]
+    for i, v in enumerate(levels):
+        if v in levels[:i]:
+            _fail(f"factor {name!r}: level {v!r} is listed twice")
+    object.__setattr__(f, "name", name)
+    object.__setattr__(f, "levels", tuple(levels))
 
 
 @dataclass(frozen=True)
@@ -138,7 +200,7 @@ class Ablation:
     """
 
     name: str
-    dataset: str
+    dataset: Any  # a dataset name, "folder:PATH", or the spec's own function (see plugins)
     factors: tuple
     baseline: Mapping[str, Any] | None = None
     target: Mapping[str, Any] | None = None
@@ -156,6 +218,11 @@ class Ablation:
     max_concurrent: int | None = None
     image_size: int | None = None  # "folder:PATH" datasets: images resized to this (32)
     keep_weights: bool = False  # save each completed trial's final weights in RUN/weights
+    # The researcher's own code (gridrun.spec.plugins): backbone name -> builder, and a
+    # trainer for what is not a built-in CNN classifier.
+    models: Mapping[str, Any] = field(default_factory=dict)
+    trainer: Any = None
+    mode: str | None = None  # "max" or "min"; None: "min" for a metric ending in "loss"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -166,8 +233,15 @@ class Ablation:
         return [f.name for f in self.factors]
 
     @property
-    def mode(self) -> str:
-        return "min" if self.metric.endswith("loss") else "max"
+    def plugins(self) -> Plugins:
+        """The spec's own code, resolved: models, dataset function, trainer, custom factors
+        (worked out again on each call: an Ablation holds only its fields)."""
+        return _validate_plugins(self)
+
+    @property
+    def custom_factors(self) -> dict:
+        """{custom factor name: kind}."""
+        return {f.name: f.kind for f in self.factors if f.custom}
 
     @property
     def frameworks(self) -> tuple[str, ...]:
@@ -192,8 +266,8 @@ class Ablation:
 
     def to_dict(self) -> dict:
         """A JSON-ready description (stored in run.json; read back by the analysis)."""
-        return {
-            "name": self.name, "dataset": self.dataset, "framework": self.framework,
+        out = {
+            "name": self.name, "dataset": self.dataset_name, "framework": self.framework,
             "factors": {f.name: list(f.levels) for f in self.factors},
             "baseline": dict(self.baseline), "target": dict(self.target),
             "fixed": dict(self.fixed), "seeds": self.seeds, "design": self.design,
@@ -204,16 +278,29 @@ class Ablation:
             "val_fraction": self.val_fraction, "max_concurrent": self.max_concurrent,
             "image_size": self.image_size, "keep_weights": self.keep_weights,
         }
+        if not self.plugins.empty:  # where the researcher's own code came from
+            out["plugins"] = dict(self.plugins.refs)
+        return out
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset as text: its name, or where the spec's dataset function comes from."""
+        return self.dataset if isinstance(self.dataset, str) and self.plugins.dataset is None \
+            else describe(self.plugins.dataset)
 
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Ablation":
-        """The Ablation that ``to_dict`` described (e.g. a run's run.json ``spec``).
+    def from_dict(cls, d: Mapping[str, Any], spec_file: str | Path | None = None) -> "Ablation":
+        """The Ablation that ``to_dict`` described (e.g. a run's run.json ``spec``). A spec
+        with the researcher's own code (``plugins``) is loaded again from ``spec_file``,
+        which must still describe the same spec.
 
         >>> a = Ablation(name="x", dataset="digits", factors=[Factor("batchnorm", [False, True])])
         >>> Ablation.from_dict(a.to_dict()) == a
         True
         """
+        if d.get("plugins"):
+            return _from_spec_file(d, spec_file)
         sched = d.get("scheduler")
         if sched:
             sched = ASHA(**{k: v for k, v in sched.items() if k != "type"})
@@ -227,7 +314,22 @@ class Ablation:
             resources=d.get("resources") or {"cpu": 1}, metric=d.get("metric", "val_acc"),
             train_size=d.get("train_size"), val_fraction=d.get("val_fraction", 0.1),
             max_concurrent=d.get("max_concurrent"), image_size=d.get("image_size"),
-            keep_weights=d.get("keep_weights", False))
+            keep_weights=d.get("keep_weights", False), mode=d.get("mode"))
+
+
+def _from_spec_file(d: Mapping[str, Any], spec_file) -> Ablation:
+    """A spec with plug-ins, from its file: code cannot be read back from run.json."""
+    if not spec_file or not Path(spec_file).is_file():
+        _fail(f"this run's spec uses its own code ({', '.join(d['plugins'])}), which only its "
+              f"spec file holds, and that file ({spec_file or 'not recorded'}) is not there; "
+              f"run gridrun launch SPEC --out RUN to continue the run")
+    ablation = load_spec(spec_file)
+    now = ablation.to_dict()
+    if now != dict(d):
+        changed = sorted(k for k in set(now) | set(d) if now.get(k) != d.get(k))
+        _fail(f"{spec_file} has changed since the run began ({', '.join(changed)} differ); "
+              f"restore it, or start a new run with gridrun launch")
+    return ablation
 
 
 def _set(obj, key, value) -> None:
@@ -242,6 +344,7 @@ def _check_int(what: str, v, lo: int) -> None:
 def _validate(a: Ablation) -> None:
     if not isinstance(a.name, str) or not a.name or not set(a.name) <= NAME_CHARS:
         _fail(f"name {a.name!r} must be a non-empty string of letters, digits, '_', '-', '.'")
+    own_data = _validate_plugins(a).dataset is not None
     folder = isinstance(a.dataset, str) and a.dataset.startswith("folder:")
     if folder and not a.dataset[len("folder:"):].strip():
         _fail("dataset 'folder:' needs a path: folder:/path/to/images (one subfolder per "
@@ -251,7 +354,7 @@ def _validate(a: Ablation) -> None:
         if not folder:
             _fail(f"image_size is only used by folder datasets (folder:PATH), not "
                   f"{a.dataset!r}")
-    if not folder and a.dataset not in DATASET_NAMES:
+    if not folder and not own_data and a.dataset not in DATASET_NAMES:
         _fail(f"unknown dataset {a.dataset!r}; allowed: {', '.join(DATASET_NAMES)}, or "
               f"folder:PATH for a folder of images"
               f"{suggest(a.dataset, DATASET_NAMES)}")
@@ -291,9 +394,16 @@ def _validate(a: Ablation) -> None:
             _fail(f"ASHA grace_period {a.scheduler.grace_period} is greater than epochs "
                   f"{a.epochs}; it must be <= epochs")
     _set(a, "resources", _validate_resources(a.resources))
-    if a.metric not in METRICS:
-        _fail(f"unknown metric {a.metric!r}; allowed: {', '.join(METRICS)}"
-              f"{suggest(a.metric, METRICS)}")
+    if a.trainer is None and a.metric not in METRICS:
+        _fail(f"unknown metric {a.metric!r}; allowed: {', '.join(METRICS)} (a trainer of "
+              f"your own may report others){suggest(a.metric, METRICS)}")
+    if not isinstance(a.metric, str) or not a.metric.isidentifier():
+        _fail(f"metric {a.metric!r} must be the name of a metric the trainer reports")
+    if a.mode is None:
+        _set(a, "mode", "min" if a.metric.endswith(("loss", "error", "mse", "mae")) else "max")
+    elif a.mode not in ("max", "min"):
+        _fail(f"mode must be 'max' or 'min' (whether a larger {a.metric} is better), "
+              f"got {a.mode!r}")
     if a.train_size is not None:
         _check_int("train_size", a.train_size, 10)
     v = a.val_fraction
@@ -305,12 +415,70 @@ def _validate(a: Ablation) -> None:
         _fail(f"keep_weights must be True or False, got {a.keep_weights!r}")
 
 
+def _validate_plugins(a: Ablation) -> Plugins:
+    """The spec's own code, resolved and checked as far as it can be without a framework:
+    model names, builders, the dataset function, the trainer, custom factor names; and
+    every backbone level or fixed value that is not built in must be one of ``models``."""
+    refs: dict = {}
+    try:
+        models = _validate_models(a.models, refs)
+        dataset = None
+        if callable(a.dataset) or (isinstance(a.dataset, str) and ":" in a.dataset
+                                   and not a.dataset.startswith("folder:")):
+            dataset = resolve(a.dataset, "dataset")
+            refs["dataset"] = describe(dataset)
+        trainer = None
+        if a.trainer is not None:
+            trainer = check_trainer(resolve(a.trainer, "trainer"))
+            refs["trainer"] = describe(trainer)
+    except PluginError as e:
+        _fail(str(e))
+    factors = list(a.factors) if not isinstance(a.factors, Factor) else [a.factors]
+    custom = {f.name: f.kind for f in factors if isinstance(f, Factor) and f.custom}
+    if custom:
+        refs["factors"] = custom
+    builtin = techniques.get("backbone").choices
+    fixed = a.fixed if isinstance(a.fixed, Mapping) else {}
+    asked = [(f"factor 'backbone'", lv) for f in factors if isinstance(f, Factor)
+             and f.name == "backbone" for lv in f.levels]
+    asked += [("fixed 'backbone'", fixed["backbone"])] if "backbone" in fixed else []
+    for where, lv in asked:
+        if isinstance(lv, str) and lv not in builtin and lv not in models:
+            own = f", or one of models= ({', '.join(models)})" if models else \
+                " (or a model of your own: models={name: builder})"
+            _fail(f"{where}: unknown level {lv!r}; allowed: {', '.join(builtin)}{own}"
+                  f"{suggest(lv, [*builtin, *models])}")
+    return Plugins(models=models, dataset=dataset, trainer=trainer, factors=custom, refs=refs)
+
+
+def _validate_models(models, refs: dict) -> dict:
+    if not isinstance(models, Mapping):
+        raise PluginError(f"models must be a dict of backbone name -> builder, got {models!r}")
+    builtin = techniques.get("backbone").choices
+    out = {}
+    for name, value in models.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PluginError(f"models: name {name!r} must be a Python identifier (it is a "
+                              f"level of backbone)")
+        if name in builtin:
+            raise PluginError(f"models: {name!r} is a built-in backbone; give your model a "
+                              f"name of its own")
+        by = value if isinstance(value, Mapping) else {"torch": value, "tensorflow": value}
+        bad = [k for k in by if k not in FRAMEWORKS]
+        if bad:
+            raise PluginError(f"models[{name!r}]: {bad[0]!r} is not a framework; allowed: "
+                              f"{', '.join(FRAMEWORKS)}")
+        out[name] = {fw: resolve(fn, f"models[{name!r}]") for fw, fn in by.items()}
+        refs.setdefault("models", {})[name] = {fw: describe(fn) for fw, fn in out[name].items()}
+    return out
+
+
 def _validate_framework(a: Ablation, factors) -> None:
     """Every technique the spec sets away from its default must exist in each framework
     its trials train in."""
     used = [k for k, v in a.fixed.items()
             if not techniques.same_level(v, techniques.get(k).default)]
-    used += [f.name for f in factors if f.name != "framework"]
+    used += [f.name for f in factors if f.name != "framework" and not f.custom]
     for framework in a.frameworks:
         for name in used:
             tech = techniques.get(name)
@@ -330,6 +498,9 @@ def _validate_fixed(fixed, factor_names: set) -> dict:
             _fail(f"fixed: {e}")
         if key in factor_names:
             _fail(f"{key!r} is both a factor and fixed; keep one")
+        if key == "backbone" and isinstance(value, str) and value not in tech.choices:
+            out[key] = value  # one of the spec's own models (checked with the plug-ins)
+            continue
         try:
             out[key] = techniques.check_value(tech, value)
         except ValueError as e:

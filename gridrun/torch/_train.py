@@ -35,11 +35,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridrun.spec import techniques
+from gridrun.spec import plugins, techniques
 from gridrun.torch._checkpoint import (STATE_FORMAT, check_format, check_same, cpu_copy, read_state,
                                        write_state)
 from gridrun.torch._data import prepare_data
 from gridrun.torch._models import build_model, count_parameters
+from gridrun.torch._own import build_own
 from gridrun.torch._optim import (EarlyStopping, apply_lr, clip_gradients, lr_at, make_optimizer,
                                   resolve_lr)
 from gridrun.torch._pretrained import freeze_base, load_pretrained
@@ -137,12 +138,18 @@ class Trainer:
         self._aug_gen = torch.Generator().manual_seed(aug_seed)
         self._global_rng = _seeded_global_rng(init_seed, self.device)
         cfg, (channels, height, width) = self.config, self.data.image_shape
+        own = plugins.active().builder(cfg["backbone"], "torch")  # the spec's own model
         with self._own_global_rng():
-            self.model = build_model(cfg["backbone"], channels, self.data.num_classes,
-                                     (height, width), cfg["batchnorm"], cfg["dropout"],
-                                     activation=cfg["activation"], pooling=cfg["pooling"],
-                                     global_pool=cfg["global_pool"], width=cfg["width"],
-                                     depth=cfg["depth"]).to(self.device)
+            if own is not None:
+                self.model = build_own(own, cfg, (channels, height, width),
+                                       self.data.num_classes,
+                                       f"models[{cfg['backbone']!r}]").to(self.device)
+            else:
+                self.model = build_model(cfg["backbone"], channels, self.data.num_classes,
+                                         (height, width), cfg["batchnorm"], cfg["dropout"],
+                                         activation=cfg["activation"], pooling=cfg["pooling"],
+                                         global_pool=cfg["global_pool"], width=cfg["width"],
+                                         depth=cfg["depth"]).to(self.device)
         if cfg["pretrained"]:
             load_pretrained(self.model, cfg["pretrained"])
         # How the model computes (the registry's "speed" group): memory layout, compilation
@@ -457,9 +464,10 @@ def _logits(forward, x: torch.Tensor) -> torch.Tensor:
 
 def check_config(config: Mapping[str, Any]) -> dict:
     """The config's values, checked against the registry
-    (``gridrun.spec.techniques.check_config``); ValueError for an unknown key, a missing key or
-    a value the registry does not allow."""
-    return techniques.check_config(config, "torch")
+    (``gridrun.spec.techniques.check_config``, which also takes the active plug-ins' custom
+    factors and models); ValueError for an unknown key, a missing key or a value the
+    registry does not allow."""
+    return plugins.check_config(config, "torch")
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict:
