@@ -58,15 +58,20 @@ def parts(run: Path) -> dict:
 
 
 def in_flight(run: Path, done) -> dict:
-    """{trial_id: history} of trials checkpointed at epoch 2 or later and not finished."""
+    """{trial_id: history} of trials checkpointed at epoch 2 or later and not finished. A
+    trial saves its history first and its checkpoint second, so a pair counts only when the
+    checkpoint is the newer file: between the two writes the history is an epoch ahead."""
     out = {}
     for f in (run / "checkpoints").glob("*.history.json"):
         tid = f.name.split(".")[0]
+        pt = run / "checkpoints" / f"{tid}.pt"
         try:
+            written = f.stat().st_mtime_ns
             hist = json.loads(f.read_text())
+            paired = pt.stat().st_mtime_ns >= written == f.stat().st_mtime_ns
         except (ValueError, OSError):
             continue
-        if tid not in done and len(hist) >= 2 and (run / "checkpoints" / f"{tid}.pt").exists():
+        if tid not in done and len(hist) >= 2 and paired:
             out[tid] = hist
     return out
 
