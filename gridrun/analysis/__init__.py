@@ -17,7 +17,7 @@ from gridrun.analysis._curves import Curve, learning_curves
 from gridrun.analysis._diagnostics import Diagnostics, PruningRow, asha_diagnostics
 from gridrun.analysis._effects import Effect, Interaction, interactions, main_effects
 from gridrun.analysis._gap import generalization_gap
-from gridrun.analysis._grid import METRICS, Grid, prepare
+from gridrun.analysis._grid import METRICS, Grid, metrics_of, mode_of, prepare
 from gridrun.analysis._levels import LevelSummary, level_summaries
 from gridrun.analysis._paths import add_one_in, cumulative, leave_one_out
 from gridrun.analysis._shapley import Shapley, ShapleyPart, shapley
@@ -28,7 +28,7 @@ from gridrun.analysis._variance import VarianceShares, VarianceTerm, variance_sh
 
 __all__ = [
     "analyze", "Analysis", "RunCounts",
-    "prepare", "Grid", "METRICS",
+    "prepare", "Grid", "METRICS", "metrics_of", "mode_of",
     "main_effects", "interactions", "generalization_gap", "Effect", "Interaction",
     "add_one_in", "leave_one_out", "cumulative",
     "shapley", "Shapley", "ShapleyPart",

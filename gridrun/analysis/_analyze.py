@@ -10,7 +10,7 @@ import pandas as pd
 from gridrun.analysis._curves import curves_by_factor
 from gridrun.analysis._diagnostics import asha_diagnostics
 from gridrun.analysis._effects import Effect, Interaction, interactions, main_effects
-from gridrun.analysis._grid import Grid, epoch_rows, prepare_many
+from gridrun.analysis._grid import Grid, epoch_rows, metric_of, prepare_many
 from gridrun.analysis._paths import add_one_in, cumulative, leave_one_out
 from gridrun.analysis._shapley import Shapley, shapley
 from gridrun.analysis._summary import (ConfigSummary, Survival, config_summaries, summary_at,
@@ -85,9 +85,11 @@ class Analysis:
 
 
 def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any], *,
-            metric: str = "val_acc", budget: int | None = None, n_boot: int = 2000,
-            seed: int = 0) -> Analysis:
-    """Run every estimator the design supports.
+            metric: str | None = None, mode: str | None = None, budget: int | None = None,
+            n_boot: int = 2000, seed: int = 0) -> Analysis:
+    """Run every estimator the design supports, on ``metric`` (default: the spec's) and
+    with ``mode`` (default: the spec's for its metric, else ``mode_of``) saying which way
+    is better: it ranks the configurations and picks the best.
 
     >>> from gridrun.analysis.testing import synthetic_run
     >>> run = synthetic_run({"A": [False, True], "B": [False, True]},
@@ -96,10 +98,10 @@ def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any],
     >>> [(e.factor, round(e.estimate.value, 6)) for e in a.main_effects]
     [('A', 3.0), ('B', 1.0)]
     """
-    has_gap = {"train_acc", "val_acc"} <= set(epochs.columns)
+    metric = metric or metric_of(spec)
     row = epoch_rows(trials, epochs)
-    metrics = (metric, "gap") if has_gap else (metric,)
-    grids = prepare_many(trials, epochs, spec, metrics, row)
+    metrics = (metric, "gap") if _has_gap(epochs) else (metric,)
+    grids = prepare_many(trials, epochs, spec, metrics, row, modes={metric: mode})
     g = grids[metric]
     screened = screened_anchors(trials, spec) if budget is None else None
     if screened is not None:
@@ -123,6 +125,13 @@ def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any],
         target=g.named(g.target), epochs=g.epochs, budget=budget, budgets=budgets,
         counts=counts, curves=curves, notes=notes, diagnostics=diagnostics, basis=basis,
         **result)
+
+
+def _has_gap(epochs: pd.DataFrame) -> bool:
+    """The run reported train_acc and val_acc (a trainer of one's own may leave them null)."""
+    cols = ("train_acc", "val_acc")
+    return all(c in epochs.columns for c in cols) and bool(
+        epochs[list(cols)].notna().all(axis=1).any())
 
 
 def _all_cells(g: Grid, gap_grid, budget, n_boot, seed) -> dict:
@@ -185,7 +194,8 @@ def _screened(trials, epochs, spec, grids, anchors, metrics, n_boot, seed):
     E = int(spec["epochs"])
     sub = anchor_trials(trials, spec, anchors)
     sub_epochs = epochs[epochs["trial_id"].isin(set(sub["trial_id"]))]
-    frac = prepare_many(sub, sub_epochs, {**spec, "design": "fractional"}, metrics)
+    frac = prepare_many(sub, sub_epochs, {**spec, "design": "fractional"}, metrics,
+                        modes={m: grids[m].mode for m in metrics})
     kw = dict(budget=E, n_boot=n_boot, seed=seed)
     g, f = grids[metrics[0]], frac[metrics[0]]
     paths = {}

@@ -35,7 +35,7 @@ def sub_spec(spec: Mapping[str, Any], factor: str, level) -> dict:
 
 
 def effects_by(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any],
-               factor: str, *, metric: str = "val_acc", budget: int | None = None,
+               factor: str, *, metric: str | None = None, budget: int | None = None,
                n_boot: int = 2000, seed: int = 0) -> dict:
     """{level: main effects of the other factors among the trials at that level}, levels
     in the spec's order. ValueError unless the design is a full factorial with ``factor``

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from gridrun.analysis._grid import _codes, _metric, epoch_rows
+from gridrun.analysis._grid import _codes, _metric, epoch_rows, metric_of
 
 __all__ = ["Curve", "learning_curves"]
 
@@ -35,16 +35,18 @@ class Curve:
 
 
 def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, factor: str, *,
-                    metric: str = "val_acc", spec: Mapping | None = None,
+                    metric: str | None = None, spec: Mapping | None = None,
                     band: str = "std") -> tuple[Curve, ...]:
     """One Curve per level of ``factor`` (levels in the spec's order when ``spec`` is given,
-    else sorted). Errored trials are left out.
+    else sorted) of ``metric`` (default: the spec's, val_acc without one). Errored trials
+    are left out.
 
     >>> from gridrun.analysis.testing import synthetic_run
     >>> run = synthetic_run({"A": [False, True]}, value=lambda lv: 0.8 + 0.1 * lv["A"])
     >>> [round(c.mean[-1], 6) for c in learning_curves(run.epochs, run.trials, "A")]
     [0.8, 0.9]
     """
+    metric = metric or (metric_of(spec) if spec is not None else "val_acc")
     return curves_by_factor(epochs, trials, [factor], metric=metric, spec=spec,
                             band=band)[factor]
 

@@ -17,9 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Grid", "prepare", "METRICS"]
+from gridrun.store.tables import default_mode, spec_metric
 
+__all__ = ["Grid", "prepare", "METRICS", "mode_of", "metric_of", "metrics_of"]
+
+# The built-in metrics; a run whose trainer reports its own may use any of its epochs
+# columns (``metrics_of``).
 METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "gap")
+_NOT_METRICS = ("trial_id", "epoch", "seconds", "rss_mb")
 _TRIAL_COLUMNS = ("trial_id", "seed", "status", "epochs_run")
 
 
@@ -79,33 +84,53 @@ class Grid:
         """Level indices -> {factor: level}."""
         return {f: self.levels[i][int(c)] for i, (f, c) in enumerate(zip(self.factors, codes))}
 
-    def with_metric(self, metric: str, values: np.ndarray) -> "Grid":
-        return replace(self, metric=metric, mode=mode_of(metric), values=values, _usable={})
+    def with_metric(self, metric: str, values: np.ndarray, mode: str | None = None) -> "Grid":
+        return replace(self, metric=metric, mode=mode or mode_of(metric), values=values,
+                       _usable={})
 
 
-def mode_of(metric: str) -> str:
-    """"min" for losses and the train-validation gap, "max" for accuracies."""
-    return "min" if metric.endswith("loss") or metric == "gap" else "max"
+def mode_of(metric: str, spec: Mapping[str, Any] | None = None) -> str:
+    """Whether a larger ``metric`` is better ("max") or a smaller one ("min"): the spec's
+    mode for the spec's own metric, else "min" for losses, errors and the train-validation
+    gap and "max" for the rest (accuracies)."""
+    if spec is not None and metric == metric_of(spec):
+        return spec_metric(spec)[1]
+    return "min" if metric == "gap" else default_mode(metric)
+
+
+def metric_of(spec: Mapping[str, Any]) -> str:
+    """The metric a run's spec optimizes (val_acc when it names none)."""
+    return spec_metric(spec)[0]
+
+
+def metrics_of(epochs: pd.DataFrame) -> tuple[str, ...]:
+    """The metrics a run's epochs hold: the built-in ones, then the trainer's own."""
+    own = [c for c in epochs.columns if c not in METRICS and c not in _NOT_METRICS]
+    return METRICS + tuple(own)
 
 
 def prepare(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any], *,
-            metric: str = "val_acc") -> Grid:
+            metric: str | None = None, mode: str | None = None) -> Grid:
     """Lay out a run for the estimators. ``metric`` is an epochs column or ``"gap"``
-    (train_acc - val_acc, the generalization gap).
+    (train_acc - val_acc, the generalization gap); default the spec's. ``mode`` ("max" or
+    "min") says which way is better; default ``mode_of(metric, spec)``.
 
     >>> from gridrun.analysis.testing import synthetic_run
     >>> run = synthetic_run({"A": [False, True]}, value=lambda lv: 0.8 + 0.1 * lv["A"])
     >>> prepare(run.trials, run.epochs, run.spec).values.shape
     (2, 3, 6)
     """
-    return prepare_many(trials, epochs, spec, (metric,))[metric]
+    metric = metric or metric_of(spec)
+    return prepare_many(trials, epochs, spec, (metric,), modes={metric: mode})[metric]
 
 
-def prepare_many(trials, epochs, spec, metrics, row=None) -> dict[str, Grid]:
-    """One Grid per metric, sharing the index work (``row``: ``epoch_rows`` if known)."""
+def prepare_many(trials, epochs, spec, metrics, row=None, modes=None) -> dict[str, Grid]:
+    """One Grid per metric, sharing the index work (``row``: ``epoch_rows`` if known;
+    ``modes``: {metric: "max" or "min"} where not ``mode_of(metric, spec)``)."""
+    allowed = metrics_of(epochs)
     for m in metrics:
-        if m not in METRICS:
-            raise ValueError(f"unknown metric {m!r}; allowed: {', '.join(METRICS)}")
+        if m not in allowed:
+            raise ValueError(f"unknown metric {m!r}; allowed: {', '.join(allowed)}")
     factors, levels, base, target = _factors(spec, trials)
     missing = [c for c in _TRIAL_COLUMNS if c not in trials.columns]
     if missing:
@@ -148,7 +173,8 @@ def prepare_many(trials, epochs, spec, metrics, row=None) -> dict[str, Grid]:
         v = _metric(epochs, m)[keep]
         values = np.full(C * S * E, np.nan)
         values[flat] = v
-        out[m] = base_grid.with_metric(m, values.reshape(C, S, E))
+        mode = (modes or {}).get(m) or mode_of(m, spec)
+        out[m] = base_grid.with_metric(m, values.reshape(C, S, E), mode)
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from gridrun.analysis._grid import metric_of
 from gridrun.spec.techniques import same_level
 
 __all__ = ["LevelSummary", "level_summaries"]
@@ -40,15 +41,19 @@ def common_budget(trials: pd.DataFrame) -> int:
 
 
 def level_summaries(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping, *,
-                    metric: str = "val_acc", budget: int | None = None
+                    metric: str | None = None, budget: int | None = None
                     ) -> tuple[LevelSummary, ...]:
-    """One summary per factor level, all at ``budget`` (default: ``common_budget``).
+    """One summary per factor level of ``metric`` (default: the spec's), all at ``budget``
+    (default: ``common_budget``).
 
     >>> from gridrun.analysis.testing import synthetic_run
     >>> run = synthetic_run({"A": [False, True]}, value=lambda lv: 0.8 + 0.1 * lv["A"])
     >>> [round(s.delta, 6) for s in level_summaries(run.trials, run.epochs, run.spec)]
     [0.0, 0.1]
     """
+    metric = metric or metric_of(spec)
+    if metric not in epochs.columns:
+        raise ValueError(f"epochs has no column {metric!r}; per-level summaries need it")
     b = common_budget(trials) if budget is None else int(budget)
     at_b = epochs.loc[epochs.epoch == b, ["trial_id", metric]]
     df = trials.merge(at_b, on="trial_id", how="left")

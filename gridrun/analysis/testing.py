@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from gridrun.analysis._grid import Grid, prepare
+from gridrun.analysis._grid import Grid, mode_of, prepare
 
 __all__ = ["SyntheticRun", "synthetic_run", "additive", "design_points"]
 
@@ -28,8 +28,9 @@ Levels = Mapping[str, Any]
 
 @dataclass(frozen=True, eq=False)
 class SyntheticRun:
-    """A run with known truth: ``truth(levels, epoch)`` is the noise-free val_acc of a
-    configuration at an epoch (default: the final one)."""
+    """A run with known truth: ``truth(levels, epoch)`` is the noise-free metric (the
+    spec's: val_acc unless ``synthetic_run`` was given another) of a configuration at an
+    epoch (default: the final one)."""
 
     trials: pd.DataFrame
     epochs: pd.DataFrame
@@ -41,20 +42,41 @@ class SyntheticRun:
         e = self.spec["epochs"] if epoch is None else epoch
         return self.value(levels) - self.slow(levels) * (self.spec["epochs"] - e)
 
-    def grid(self, metric: str = "val_acc") -> Grid:
+    def grid(self, metric: str | None = None) -> Grid:
         return prepare(self.trials, self.epochs, self.spec, metric=metric)
 
     def save(self, path):
-        """Write the run as a gridrun run folder at ``path`` (for report tests); returns it."""
+        """Write the run as a gridrun run folder at ``path`` (for report tests); returns it.
+        Factors that are no technique are saved as a run's custom factors are: typed by
+        their levels, their kinds in run.json's spec["plugins"]["factors"]."""
         from gridrun import store
 
         def records(df):
             return df.astype(object).where(df.notna(), None).to_dict("records")
 
-        store.write_run(path, factor_names=list(self.spec["factors"]),
+        spec = dict(self.spec)
+        kinds = _custom_kinds(spec["factors"])
+        if kinds and not (spec.get("plugins") or {}).get("factors"):
+            spec["plugins"] = {**(spec.get("plugins") or {}), "factors": kinds}
+        store.write_run(path, factor_names=list(spec["factors"]),
                         trials=records(self.trials), epochs=records(self.epochs),
-                        info={"spec": self.spec, "complete": True})
+                        info={"spec": spec, "complete": True})
         return path
+
+
+def _custom_kinds(factors: Mapping[str, Sequence]) -> dict[str, str]:
+    """{factor: kind} of the factors that are not techniques, from their levels' type."""
+    from gridrun.spec import techniques
+
+    out = {}
+    for name, levels in factors.items():
+        if name in techniques.TECHNIQUES:
+            continue
+        types = {type(v) for v in levels if v is not None}
+        # numbers are stored as floats here (None is a level of numeric factors: NaN)
+        out[name] = "bool" if types == {bool} else "float" if types <= {int, float} \
+            else "str"
+    return out
 
 
 def additive(base: float, main: Mapping[str, Mapping[Any, float]] | None = None,
@@ -117,8 +139,15 @@ def synthetic_run(factors: Mapping[str, Sequence], *, value, seeds: int = 3, epo
                   target: Levels | None = None, order=None, resolution=None, runs=None,
                   noise: float = 0.0, seed_noise: float = 0.0, slow=None, gap=None,
                   stop=None, error=None, scheduler=None, seed: int = 0,
-                  name: str = "synthetic") -> SyntheticRun:
+                  name: str = "synthetic", metric: str = "val_acc",
+                  mode: str | None = None) -> SyntheticRun:
     """A run in the store's schema with known truth.
+
+    ``metric``/``mode``: the spec's metric and mode (default: ``mode_of(metric)``). Another
+    metric than val_acc is a run whose trainer reports its own metrics: ``value`` is then
+    that metric, in a column of its own (a ``val_X`` metric also gets ``train_X``, better
+    than it by ``gap``), the built-in metrics are null and trials have
+    ``last_<metric>``/``best_<metric>`` (best by ``mode``) and no test_acc.
 
     ``value``: levels -> true final val_acc (a callable, or a mapping from level tuples in
     factor order). Per trial, val_acc at epoch e is value - slow * (epochs - e) + a trial
@@ -152,16 +181,35 @@ def synthetic_run(factors: Mapping[str, Sequence], *, value, seeds: int = 3, epo
     val = np.where(err[tr], -1.0, val)  # garbage an estimate must never see
     train = val + gap_c[cfg[tr]] + rng.normal(0, noise, len(tr))
     ids = np.array([f"t{i:07d}" for i in range(C * S)], dtype=object)
-    ep_df = pd.DataFrame({"trial_id": ids[tr], "epoch": ep, "train_loss": 1 - train,
-                          "train_acc": train, "val_loss": 1 - val, "val_acc": val,
-                          "lr": np.full(len(tr), 0.1), "seconds": np.ones(len(tr)),
-                          "rss_mb": np.full(len(tr), np.nan)})
-    trials = _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E)
+    mode = mode or mode_of(metric)
+    # the training metric is better than the validation one by ``gap``, whichever way is up
+    train = train if metric == "val_acc" or mode == "max" else 2 * val - train
+    ep_df = _epochs(ids[tr], ep, val, train, metric)
+    trials = _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E, metric, mode)
     spec = {"name": name, "dataset": "synthetic", "factors": factors, "baseline": baseline,
             "target": target, "design": design, "order": list(order) if order else None,
-            "resolution": resolution, "seeds": seeds, "epochs": epochs, "metric": "val_acc",
-            "mode": "max", "scheduler": scheduler}
+            "resolution": resolution, "seeds": seeds, "epochs": epochs, "metric": metric,
+            "mode": mode, "scheduler": scheduler}
     return SyntheticRun(trials, ep_df, spec, value, slow_fn)
+
+
+def _epochs(ids, ep, val, train, metric: str) -> pd.DataFrame:
+    """The epochs table: the built-in metrics from ``val``/``train`` when the metric is
+    val_acc; else null built-in metrics and the trainer's own columns."""
+    n = len(ids)
+    if metric == "val_acc":
+        return pd.DataFrame({"trial_id": ids, "epoch": ep, "train_loss": 1 - train,
+                             "train_acc": train, "val_loss": 1 - val, "val_acc": val,
+                             "lr": np.full(n, 0.1), "seconds": np.ones(n),
+                             "rss_mb": np.full(n, np.nan)})
+    none = np.full(n, np.nan)
+    cols = {"trial_id": ids, "epoch": ep, "train_loss": none, "train_acc": none,
+            "val_loss": none, "val_acc": none, "lr": none, "seconds": np.ones(n),
+            "rss_mb": none}
+    own = {metric: val}
+    if metric.startswith("val_"):
+        own["train_" + metric[4:]] = train
+    return pd.DataFrame({**cols, **{k: own[k] for k in sorted(own)}})  # as the store sorts
 
 
 def _as_fn(v, names) -> Callable[[Levels], float]:
@@ -182,7 +230,8 @@ def _per_trial(spec, points, cfg, sd, default, dtype) -> np.ndarray:
     return arr
 
 
-def _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E) -> pd.DataFrame:
+def _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E, metric="val_acc",
+            mode="max") -> pd.DataFrame:
     cols: dict[str, Any] = {"trial_id": ids}
     for n in names:
         lv = factors[n]
@@ -195,21 +244,26 @@ def _trials(ids, names, factors, points, cfg, sd, run_e, err, ep_df, E) -> pd.Da
             cols[n] = np.array([None if x is None else str(x) for x in lv], dtype=object)[codes]
     last_row = np.cumsum(run_e) - 1
     has = run_e > 0
-    val = ep_df["val_acc"].to_numpy()
+    val = ep_df[metric].to_numpy()
     last = np.where(has, val[np.maximum(last_row, 0)], np.nan) if len(val) else \
         np.full(len(ids), np.nan)
     best, best_ep = np.full(len(ids), np.nan), np.zeros(len(ids), np.int64)
     if len(val):
         starts = (np.cumsum(run_e) - run_e)[has]
-        best[has] = np.maximum.reduceat(val, starts)
+        best[has] = (np.maximum if mode == "max" else np.minimum).reduceat(val, starts)
         tr = np.repeat(np.arange(len(ids)), run_e)
         first = np.where(val == best[tr], ep_df["epoch"].to_numpy(), np.iinfo(np.int64).max)
         best_ep[has] = np.minimum.reduceat(first, starts)
     done = (run_e == E) & ~err
     status = np.where(err, "error", np.where(done, "completed", "stopped_early"))
+    own = metric != "val_acc"
+    none = np.full(len(ids), np.nan)
     cols.update(seed=sd.astype(np.int64), status=status.astype(object),
-                epochs_run=run_e.astype(np.int64), last_val_acc=last, best_val_acc=best,
-                best_epoch=best_ep, test_acc=np.where(done, last, np.nan),
+                epochs_run=run_e.astype(np.int64), last_val_acc=none if own else last,
+                best_val_acc=none if own else best)
+    if own:  # the store's columns of the spec's metric, after best_val_acc
+        cols.update({f"last_{metric}": last, f"best_{metric}": best})
+    cols.update(best_epoch=best_ep, test_acc=np.where(done & (not own), last, np.nan),
                 params=(1000 * (1 + cfg)).astype(np.int64),
                 wall_seconds=run_e.astype(float),
                 error=np.where(err, "RuntimeError: synthetic failure", None),

@@ -59,7 +59,8 @@ def forest(a, out_dir: Path) -> list[Path]:
     ax.set_yticklabels([f"{e.factor}={e.level} (ep {e.estimate.budget})"
                         for e in reversed(effects)])
     unit = " (pp)" if k == 100 else ""
-    ax.set_xlabel(f"Δ {a.metric}{unit}: blue 95% t-CI, orange 95% seed bootstrap")
+    better = ", lower is better" if a.mode == "min" else ""
+    ax.set_xlabel(f"Δ {a.metric}{unit}{better}: blue 95% t-CI, orange 95% seed bootstrap")
     ax.set_title(f"{a.name}: {effects[0].kind.replace('_', '-')} effects")
     return _save(fig, out_dir, "effects_forest")
 
@@ -77,11 +78,15 @@ def heatmap(a, out_dir: Path) -> list[Path]:
     bound = max((abs(v) for row in grid for v in row if not math.isnan(v)), default=1) or 1
     fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 1.0 * len(names) + 1.5),
                            layout="constrained")
-    im = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound)
+    # blue where the pair helps: a positive interaction of a "min" metric hurts
+    im = ax.imshow(grid, cmap="RdBu" if a.mode == "max" else "RdBu_r", vmin=-bound,
+                   vmax=bound)
     for r in range(len(names)):
         for c in range(len(names)):
             if not math.isnan(grid[r][c]):
-                ax.text(c, r, f"{grid[r][c]:+.1f}", ha="center", va="center", fontsize=8)
+                # points of accuracy to one decimal; a metric in its own units to 2 digits
+                text = f"{grid[r][c]:+.1f}" if k == 100 else f"{grid[r][c]:+.2g}"
+                ax.text(c, r, text, ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     fig.colorbar(im, ax=ax, label=f"interaction on {a.metric}")
@@ -106,7 +111,9 @@ def curves(a, out_dir: Path) -> list[Path]:
         ax.set_title(factor)
         ax.set_xlabel("epoch")
         ax.set_ylabel(a.metric)
-        ax.legend(fontsize=8, loc="lower right")  # "best" re-tests every artist per save
+        # not "best": it re-tests every artist per save. A rising curve (a "max" metric)
+        # leaves the lower right empty, a falling one the upper right.
+        ax.legend(fontsize=8, loc="lower right" if a.mode == "max" else "upper right")
     for ax in list(axes.flat)[len(factors):]:
         ax.axis("off")
     fig.suptitle(f"{a.name}: learning curves (mean and band over seeds and other factors)")

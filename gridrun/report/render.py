@@ -4,17 +4,55 @@ machine-readable CSV and JSON come from ``gridrun.report.tidy``, with numbers, n
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Table", "render", "FORMATS", "metric_scale"]
+__all__ = ["Table", "render", "FORMATS", "metric_scale", "Fmt", "decimals"]
 
 FORMATS = ("markdown", "latex", "html")
 
 
 def metric_scale(metric: str) -> tuple[float, str]:
-    """How tables and plots show a metric: accuracies in percent, losses as they are."""
+    """How tables and plots show a metric: accuracies in percent, any other metric (losses,
+    a trainer's own such as val_mse) in its own units."""
     return (100.0, " (%)") if metric.endswith("acc") else (1.0, "")
+
+
+def decimals(typical: float | None = None, step: float | None = None) -> int:
+    """Decimals for a metric in its own units: three significant digits of a ``typical``
+    value and two of the largest difference shown (``step``), from 2 to 6. A metric such
+    as an MSE of 0.012 would read 0.01 with the two decimals of percentages."""
+    d = 2
+    for v, digits in ((typical, 3), (step, 2)):
+        if v is not None and math.isfinite(v) and v != 0:
+            d = max(d, digits - 1 - math.floor(math.log10(abs(v))))
+    return min(d, 6)
+
+
+class Fmt:
+    """Number formatting in the metric's units: accuracy in percent with 2 decimals, any
+    other metric as it is, with ``decimals(typical, step)``."""
+
+    def __init__(self, metric: str, typical: float | None = None, step: float | None = None):
+        self.k, self.unit = metric_scale(metric)
+        self.d = 2 if self.k == 100 else decimals(typical, step)
+
+    def v(self, x, signed=False) -> str:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return "n/a"
+        return f"{self.k * x:+.{self.d}f}" if signed else f"{self.k * x:.{self.d}f}"
+
+    def pm(self, mean, lo, hi, n) -> str:
+        if any(math.isnan(x) for x in (lo, hi)):
+            return f"{self.v(mean)} (n={n})"
+        return f"{self.v(mean)} ± {self.k * (hi - lo) / 2:.{self.d}f} (n={n})"
+
+    def delta(self, est) -> str:
+        if math.isnan(est.ci_low):
+            return self.v(est.value, signed=True)
+        return (f"{self.v(est.value, signed=True)} "
+                f"[{self.v(est.ci_low, True)}, {self.v(est.ci_high, True)}]")
 
 
 @dataclass(frozen=True)

@@ -11,36 +11,14 @@ import math
 from pathlib import Path
 
 from gridrun.report.render import FORMATS as TEXT_FORMATS
-from gridrun.report.render import Table, metric_scale, render
+from gridrun.report.render import Fmt as _Fmt
+from gridrun.report.render import Table, render
 from gridrun.store.tables import read_run
 
 __all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
 
 VIEWS = ("effects", "add_one_in", "leave_one_out", "cumulative", "configs")
 FORMATS = TEXT_FORMATS + ("csv", "json")  # csv and json: tidy numeric tables (gridrun.report.tidy)
-
-
-class _Fmt:
-    """Number formatting in the metric's units (accuracy in percent)."""
-
-    def __init__(self, metric: str):
-        self.k, self.unit = metric_scale(metric)
-
-    def v(self, x, signed=False) -> str:
-        if x is None or (isinstance(x, float) and math.isnan(x)):
-            return "n/a"
-        return f"{self.k * x:+.2f}" if signed else f"{self.k * x:.2f}"
-
-    def pm(self, mean, lo, hi, n) -> str:
-        if any(math.isnan(x) for x in (lo, hi)):
-            return f"{self.v(mean)} (n={n})"
-        return f"{self.v(mean)} ± {self.k * (hi - lo) / 2:.2f} (n={n})"
-
-    def delta(self, est) -> str:
-        if math.isnan(est.ci_low):
-            return self.v(est.value, signed=True)
-        return (f"{self.v(est.value, signed=True)} "
-                f"[{self.v(est.ci_low, True)}, {self.v(est.ci_high, True)}]")
 
 
 def _level_label(factor: str, level) -> str:
@@ -138,8 +116,11 @@ def _caption(a, what: str, anchored: bool = True) -> str:
     where = ("the anchors, every seed at the full budget" if screened and anchored else
              "cells that reached the full budget with every seed" if screened else
              "the last every compared trial reached")
-    return (f"{what} on {a.metric} at the epoch shown ({where}); 95% t-interval over {seeds} seeds, blocked on seed, and a bootstrap "
-            f"over whole seeds; * = Holm-adjusted p < 0.05{sh}")
+    lower = (f"; lower {a.metric} is better, so a negative Δ is an improvement"
+             if a.mode == "min" else "")
+    return (f"{what} on {a.metric} at the epoch shown ({where}){lower}; 95% t-interval over "
+            f"{seeds} seeds, blocked on seed, and a bootstrap over whole seeds; "
+            f"* = Holm-adjusted p < 0.05{sh}")
 
 
 def _key(level):
@@ -244,6 +225,7 @@ def variance_table(a) -> Table | None:
 def gap_table(a, f: _Fmt) -> Table | None:
     if not a.gap:
         return None
+    f = _Fmt("train_acc")  # the gap is in accuracy, in points, whatever the run's metric
     rows = [(_level_label(e.factor, e.level), f"vs {e.reference}", f.delta(e.estimate),
              _mark(e.estimate), str(e.estimate.budget)) for e in a.gap]
     return Table("generalization", "Generalization gap (train_acc − val_acc)",
@@ -307,8 +289,17 @@ def default_view(a) -> str:
     return a.design if a.design in ("add_one_in", "leave_one_out", "cumulative") else "effects"
 
 
+def _number_format(a) -> _Fmt:
+    """The format of ``a.metric``: its typical value and largest effect set the decimals."""
+    means = sorted(abs(c.mean) for c in a.configs if math.isfinite(c.mean))
+    effects = a.main_effects or a.add_one_in or a.leave_one_out or a.cumulative
+    steps = [abs(e.estimate.value) for e in effects if math.isfinite(e.estimate.value)]
+    return _Fmt(a.metric, means[len(means) // 2] if means else None,
+                max(steps) if steps else None)
+
+
 def build_tables(a, levels, view: str | None = None, by_framework=None) -> list[Table]:
-    f = _Fmt(a.metric)
+    f = _number_format(a)
     view = view or default_view(a)
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
@@ -395,7 +386,7 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     """Read the run at ``run_dir`` and render its report (no Ray or framework needed);
     with ``plots_dir``, also draw the plots there (PNG and PDF). "csv" and "json" give
     every table as numbers (``gridrun.report.tidy``), or only ``table`` when given."""
-    from gridrun.analysis import METRICS, analyze
+    from gridrun.analysis import analyze, metrics_of
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
@@ -404,9 +395,10 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     if table is not None and fmt in TEXT_FORMATS:
         raise ValueError(f"--table picks one table of csv or json output, not of {fmt}")
     run = read_run(run_dir)
-    metric = metric or run.spec.get("metric", "val_acc")
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    metric = metric or run.spec.get("metric") or "val_acc"
+    if metric not in metrics_of(run.epochs):
+        raise ValueError(f"unknown metric {metric!r}; allowed: "
+                         f"{', '.join(metrics_of(run.epochs))}")
     if budget is not None and not 1 <= budget <= int(run.trials.epochs_run.max()):
         raise ValueError(f"budget {budget} is outside the epochs this run reached "
                          f"(1 to {int(run.trials.epochs_run.max())})")

@@ -88,7 +88,8 @@ def run_metadata(a, info=None) -> dict:
     c = a.counts
     return {
         "name": a.name, "dataset": a.dataset, "design": a.design, "metric": a.metric,
-        "mode": a.mode, "epochs": a.epochs, "budget": a.budget, "budgets": list(a.budgets),
+        "mode": a.mode, "better": "lower" if a.mode == "min" else "higher",
+        "epochs": a.epochs, "budget": a.budget, "budgets": list(a.budgets),
         "basis": a.basis, "units": _units(a.metric),
         "factors": list(a.factors), "levels": {f: list(v) for f, v in a.levels.items()},
         "baseline": a.baseline, "target": a.target,
@@ -102,9 +103,10 @@ def run_metadata(a, info=None) -> dict:
 def _units(metric: str) -> str:
     scale = ("as a fraction (0.83 is 83%), not percent" if metric.endswith("acc")
              else "in its own units, as logged")
-    return (f"{metric} {scale}: every mean, std, effect and interval is in these units, "
-            "test_acc is a fraction; share and shapley_share are fractions of 1; "
-            "wall_seconds and seconds_per_epoch are seconds")
+    return (f"{metric} {scale}: every mean, std, effect and interval is in these units "
+            "(the gap table's: train_acc - val_acc, a fraction), test_acc is a fraction; "
+            "share and shapley_share are fractions of 1; wall_seconds and seconds_per_epoch "
+            "are seconds")
 
 
 def _build(a, levels) -> dict[str, tuple[tuple, list[dict]]]:

@@ -18,12 +18,25 @@ from typing import Any, Mapping, Sequence
 
 from gridrun.design.grid import Trial
 from gridrun.design.schedule import cell_key
-from gridrun.store.tables import trials_schema
+from gridrun.store.tables import NOT_EPOCH_COLUMNS, metric_columns, spec_metric, trials_schema
 
 __all__ = ["Cell", "cells_of", "trial_status", "trial_row", "epoch_rows", "cell_progress",
-           "collect_rows", "stored_rows", "as_report", "EPOCH_KEYS"]
+           "collect_rows", "stored_rows", "as_report", "own_metrics", "EPOCH_KEYS"]
 
 EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "rss_mb")
+_NOT_OWN = NOT_EPOCH_COLUMNS | set(EPOCH_KEYS)
+
+
+def own_metrics(report: Mapping[str, Any]) -> dict:
+    """The metrics of a trainer's own in one epoch's report: every number (not a flag, not
+    a built-in metric, not bookkeeping such as elapsed or resumed_from)."""
+    return {k: v for k, v in report.items() if k not in _NOT_OWN and _is_number(v)}
+
+
+def _is_number(v) -> bool:
+    if isinstance(v, bool) or hasattr(v, "dtype") and v.dtype.kind == "b":
+        return False  # flags (early_stopped) are not metrics
+    return isinstance(v, (int, float)) or hasattr(v, "dtype") and v.dtype.kind in "iuf"
 
 
 @dataclass(frozen=True)
@@ -57,24 +70,37 @@ def trial_status(epochs_run: int, max_epochs: int, error: str | None,
     return "stopped_early" if stopped_by_scheduler else None
 
 
+def _best(reports, metric: str, mode: str) -> tuple[float | None, int | None]:
+    """(best value, its index) of ``metric`` over the reports, by ``mode``; the first on a
+    tie; (None, None) when no epoch reported a finite value."""
+    vals = [(r.get(metric), i) for i, r in enumerate(reports)]
+    finite = [(v, i) for v, i in vals if v is not None and math.isfinite(v)]
+    if not finite:
+        return None, None
+    pick = max if mode == "max" else min
+    return pick(finite, key=lambda t: t[0])
+
+
 def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int,
               error: str | None = None, stopped_by_scheduler: bool = False,
-              wall_seconds: float | None = None, continued_from: int | None = None
-              ) -> dict | None:
+              wall_seconds: float | None = None, continued_from: int | None = None,
+              metric: str = "val_acc", mode: str = "max") -> dict | None:
     """The trials.parquet row of one trial, from the metrics it reported (one per epoch);
     None for a trial that was cut off by an interrupted launch. ``continued_from`` is the
-    epoch of the checkpoint a confirmation continued it from (None: never stopped)."""
-    val = [r["val_acc"] for r in reports]
-    finite = [(v, i) for i, v in enumerate(val) if v is not None and math.isfinite(v)]
-    best_val, best_i = max(finite, key=lambda t: t[0]) if finite else (None, None)
+    epoch of the checkpoint a confirmation continued it from (None: never stopped).
+    ``metric`` and ``mode`` (the spec's) choose best_epoch; a metric other than val_acc
+    adds its ``last_``/``best_`` columns (``metric_columns``)."""
+    best_val, _ = _best(reports, "val_acc", mode if metric == "val_acc" else "max")
+    best_m, best_i = _best(reports, metric, mode)
     last = reports[-1] if reports else {}
     status = trial_status(len(reports), max_epochs, error, stopped_by_scheduler)
     if status is None:
         return None
+    own = dict(zip(metric_columns(metric), (last.get(metric), best_m)))
     return {
         "trial_id": trial.trial_id, **trial.levels, "seed": trial.seed, "status": status,
         "epochs_run": len(reports), "last_val_acc": last.get("val_acc"),
-        "best_val_acc": best_val,
+        "best_val_acc": best_val, **own,
         "best_epoch": None if best_i is None else int(reports[best_i]["epoch"]),
         "test_acc": last.get("test_acc") if status == "completed" else None,
         "params": last.get("params"),
@@ -84,8 +110,11 @@ def trial_row(trial: Trial, reports: list[Mapping[str, Any]], *, max_epochs: int
 
 
 def epoch_rows(trial_id: str, reports: list[Mapping[str, Any]]) -> list[dict]:
+    """The epochs.parquet rows of one trial: the built-in metrics (None where not
+    reported), the epoch's seconds, and every metric of the trainer's own."""
     return [{"trial_id": trial_id, "epoch": int(r["epoch"]),
-             **{k: r.get(k) for k in EPOCH_KEYS}, "seconds": r.get("epoch_seconds")}
+             **{k: r.get(k) for k in EPOCH_KEYS}, "seconds": r.get("epoch_seconds"),
+             **own_metrics(r)}
             for r in reports]
 
 
@@ -117,7 +146,9 @@ def stored_rows(run, trials) -> dict:
         if r["trial_id"] in rows:
             eps.setdefault(r["trial_id"], []).append(
                 {k: (None if _isna(v) else v) for k, v in r.items()})
-    known = set(trials_schema(list(run.spec["factors"])).names)
+    kinds = (run.spec.get("plugins") or {}).get("factors")
+    known = set(trials_schema(list(run.spec["factors"]), kinds,
+                              metric=spec_metric(run.spec)[0]).names)
     return {tid: ({k: v for k, v in row.items() if k in known}, eps.get(tid, []))
             for tid, row in rows.items()}
 
@@ -127,9 +158,10 @@ def _isna(v) -> bool:
 
 
 def as_report(epoch_row: Mapping[str, Any]) -> dict:
-    """An epochs.parquet row back in the shape the trainer reports."""
+    """An epochs.parquet row back in the shape the trainer reports, with the trainer's own
+    metrics (those this trial reported: another trial's column is null here)."""
     return {"epoch": int(epoch_row["epoch"]), **{k: epoch_row.get(k) for k in EPOCH_KEYS},
-            "epoch_seconds": epoch_row.get("seconds")}
+            "epoch_seconds": epoch_row.get("seconds"), **own_metrics(epoch_row)}
 
 
 def collect_rows(trials, collector, previous):

@@ -10,12 +10,14 @@ import threading
 from pathlib import Path
 
 from gridrun.store import journal
-from gridrun.run.cells import EPOCH_KEYS, epoch_rows, trial_row, trial_status
+from gridrun.run.cells import EPOCH_KEYS, epoch_rows, own_metrics, trial_row, trial_status
 from gridrun.run.trainable import checkpoint_of, history_of
 from gridrun.store.tables import CHECKPOINTS
 
 __all__ = ["make_collector", "Heartbeat", "error_text"]
 
+# What the driver keeps of a seed's report, besides the metrics of the trainer's own
+# (``own_metrics``): the rest is bookkeeping of the worker (replayed, resumed_from).
 _KEEP = ("epoch", *EPOCH_KEYS, "epoch_seconds", "test_acc", "params", "elapsed", "node")
 
 
@@ -65,7 +67,9 @@ class Heartbeat:
 
 
 def make_collector(progress, metric: str, live, scheduler, *, run, session: int, heartbeat,
-                   max_epochs: int, cells):
+                   max_epochs: int, cells, mode: str | None = None):
+    """The launch's Tune callback; ``mode`` ("max" or "min", default the progress view's)
+    picks each trial's best epoch by ``metric``."""
     from ray import tune
 
     class Collector(tune.Callback):
@@ -76,8 +80,9 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
         experiment state, and the console inside the live view cannot be pickled."""
 
         def __init__(self, progress, metric, live, scheduler, run, session, heartbeat,
-                     max_epochs, cells):
+                     max_epochs, cells, mode):
             self.progress, self.metric, self.live = progress, metric, live
+            self.mode = mode or getattr(progress, "mode", "max")
             self.scheduler, self.run, self.session = scheduler, run, session
             self.heartbeat, self.max_epochs = heartbeat, max_epochs
             self.cells = {c.key: c for c in cells}
@@ -102,7 +107,7 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             for tid, m in (result.get("per_seed") or {}).items():
-                keep = {k: m.get(k) for k in _KEEP}
+                keep = {**{k: m.get(k) for k in _KEEP}, **own_metrics(m)}
                 got = self.reports.setdefault(tid, [])
                 e = int(m["epoch"])
                 del got[e - 1:]  # a retried or resumed cell reports its epochs again
@@ -167,10 +172,11 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
             return trial_row(t, reports, max_epochs=self.max_epochs,
                              error=self.errors.get(t.trial_id),
                              stopped_by_scheduler=self.stopped_by_scheduler(t.trial_id),
-                             continued_from=start or None)
+                             continued_from=start or None, metric=self.metric,
+                             mode=self.mode)
 
         def stopped_by_scheduler(self, tid: str) -> bool:
             return self.scheduler is not None and tid in self.scheduler.stopped_trials
 
     return Collector(progress, metric, live, scheduler, run, session, heartbeat, max_epochs,
-                     cells)
+                     cells, mode)

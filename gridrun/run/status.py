@@ -9,6 +9,7 @@ from __future__ import annotations
 from gridrun import store
 from gridrun.store import journal
 from gridrun.store.location import Location, StorageError
+from gridrun.store.tables import spec_metric
 
 __all__ = ["status_text", "read_status"]
 
@@ -27,9 +28,9 @@ def _from_store(loc: Location):
 def _launch_of_store(info: dict, parts: dict) -> dict:
     """A launch record for a run that has none (made before runs kept a journal): one cell
     per stored trial, since the spec's trials are all that can be known."""
+    metric, mode = spec_metric(info["spec"])  # the spec says whether smaller is better
     return {"spec": info["spec"], "cells": {tid: [tid] for tid in parts},
-            "metric": info["spec"].get("metric", "val_acc"), "mode": "min"
-            if info["spec"].get("metric", "val_acc").endswith("loss") else "max",
+            "metric": metric, "mode": mode,
             "expected_epochs": None, "sessions": [{"started_at": info.get("started_at")}]}
 
 

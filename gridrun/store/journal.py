@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from gridrun.store.location import Location
+from gridrun.store.tables import spec_metric
 
 __all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "write_part", "read_parts",
            "write_launch", "read_launch", "read_state", "write_heartbeat", "read_heartbeat", "RunStatus",
@@ -227,7 +228,9 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
     "sessions" (each with "started_at")."""
     now = now or dt.datetime.now(dt.timezone.utc)
     spec = launch["spec"]
-    metric, mode = launch.get("metric", spec.get("metric", "val_acc")), launch.get("mode", "max")
+    # a launch record names its metric and mode; older ones only the spec does
+    metric, mode = spec_metric(spec)
+    metric, mode = launch.get("metric") or metric, launch.get("mode") or mode
     cells: Mapping[str, Sequence[str]] = launch["cells"]
     n = sum(len(v) for v in cells.values())
     counts = {"completed": 0, "stopped_early": 0, "error": 0, "running": 0, "pending": 0}

@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 from gridrun.spec import techniques
 from gridrun.store.location import Location, StorageError
 
-__all__ = ["Run", "StoreError", "trials_schema", "EPOCHS_SCHEMA", "STATUSES",
-           "write_run", "read_run", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE", "CHECKPOINTS"]
+__all__ = ["Run", "StoreError", "trials_schema", "epochs_schema", "EPOCHS_SCHEMA", "STATUSES",
+           "write_run", "read_run", "metric_columns", "spec_metric", "default_mode",
+           "NOT_EPOCH_COLUMNS", "TRIALS_FILE", "EPOCHS_FILE", "RUN_FILE", "CHECKPOINTS"]
 
 TRIALS_FILE, EPOCHS_FILE, RUN_FILE = "trials.parquet", "epochs.parquet", "run.json"
 CHECKPOINTS = "checkpoints"  # rung checkpoints of screened trials, kept across rewrites
@@ -60,11 +61,78 @@ class StoreError(ValueError):
     """A run folder that cannot be read or written; the message says which file and why."""
 
 
-def trials_schema(factor_names: Iterable[str]) -> pa.Schema:
-    """trial_id, one typed column per factor (named as the technique), then the outcome."""
-    fields = [("trial_id", pa.string())]
-    fields += [(n, _KIND_TYPES[techniques.get(n).kind]) for n in factor_names]
-    return pa.schema(fields + _TRIAL_FIELDS)
+def metric_columns(metric: str | None) -> tuple[str, ...]:
+    """The trials.parquet columns of a spec's metric other than val_acc (whose last and best
+    values are columns of every run): ``last_<metric>``, ``best_<metric>``."""
+    if metric is None or metric == "val_acc":
+        return ()
+    return (f"last_{metric}", f"best_{metric}")
+
+
+def default_mode(metric: str) -> str:
+    """The rule ``Ablation`` applies to a spec that names no mode: smaller is better for
+    losses and errors ("min"), larger for the rest ("max")."""
+    return "min" if metric.endswith(("loss", "error", "mse", "mae")) else "max"
+
+
+def spec_metric(spec: Mapping[str, Any]) -> tuple[str, str]:
+    """(metric, mode) of a run.json spec; a spec written before specs carried a mode gets
+    ``default_mode``."""
+    metric = spec.get("metric") or "val_acc"
+    return metric, spec.get("mode") or default_mode(metric)
+
+
+def trials_schema(factor_names: Iterable[str], kinds: Mapping[str, str] | None = None, *,
+                  metric: str | None = None) -> pa.Schema:
+    """trial_id, one typed column per factor (named as the technique, or a custom factor
+    of kind ``kinds[name]``: "bool", "int", "float" or "str"), then the outcome, with
+    ``metric_columns(metric)`` after best_val_acc."""
+    fields = [("trial_id", pa.string())] + [(n, _factor_type(n, kinds or {}))
+                                            for n in factor_names]
+    outcome = list(_TRIAL_FIELDS)
+    at = [n for n, _ in outcome].index("best_val_acc") + 1
+    outcome[at:at] = [(c, pa.float64()) for c in metric_columns(metric)]
+    names = [n for n, _ in fields + outcome]
+    if len(names) != len(set(names)):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise StoreError(f"trials.parquet would have the column(s) {dup} twice; rename the "
+                         "factor or the metric")
+    return pa.schema(fields + outcome)
+
+
+def _factor_type(name: str, kinds: Mapping[str, str]) -> pa.DataType:
+    kind = kinds.get(name)
+    if kind is None:
+        try:
+            kind = techniques.get(name).kind
+        except ValueError:  # a custom factor: its kind is the spec's word, not the registry's
+            raise StoreError(f"factor {name!r} is no technique and has no kind: pass "
+                             f"kinds={{{name!r}: 'bool'|'int'|'float'|'str'}} (a run's spec "
+                             "records them in spec['plugins']['factors'])") from None
+    if kind not in _KIND_TYPES:
+        raise StoreError(f"factor {name!r}: unknown kind {kind!r}; allowed: "
+                         f"{', '.join(_KIND_TYPES)}")
+    return _KIND_TYPES[kind]
+
+
+# Keys of an epoch's report that are never columns of their own: they are columns already
+# (seconds), belong to trials.parquet (params, test_acc) or are the driver's bookkeeping.
+NOT_EPOCH_COLUMNS = frozenset({
+    "trial_id", "epoch", "seconds", "epoch_seconds", "params", "test_acc", "elapsed", "node",
+    "replayed", "resumed_from", "per_seed", "seed_errors", "early_stopped",
+    "restored_epoch"})
+
+
+def epochs_schema(extra: Iterable[str] = ()) -> pa.Schema:
+    """EPOCHS_SCHEMA, then one float64 column per metric in ``extra`` (a trainer's own),
+    sorted by name; with no extra metrics, EPOCHS_SCHEMA itself."""
+    have = set(EPOCHS_SCHEMA.names)
+    names = sorted(set(extra) - have)
+    bad = [n for n in names if n in NOT_EPOCH_COLUMNS]
+    if bad:
+        raise StoreError(f"epochs.parquet cannot have a metric column named {bad}: "
+                         "gridrun keeps that name for its own bookkeeping")
+    return pa.schema(list(EPOCHS_SCHEMA) + [(n, pa.float64()) for n in names])
 
 
 def _table(rows: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -72,12 +140,32 @@ def _table(rows: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     if extra:  # unknown columns are a bug upstream, never silently dropped
         raise StoreError(f"rows have columns not in the schema: {sorted(extra)}")
     cols = {name: [r.get(name) for r in rows] for name in schema.names}
-    return pa.Table.from_pydict(cols, schema=schema)
+    try:
+        return pa.Table.from_pydict(cols, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # e.g. text where a metric goes
+        bad = [f"{f.name} ({f.type})" for f in schema if not _fits(cols[f.name], f.type)]
+        raise StoreError(f"rows hold values of the wrong type in {', '.join(bad) or '?'}: "
+                         f"{e}") from None
+
+
+def _fits(values, type_) -> bool:
+    try:
+        pa.array(values, type=type_)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
 
 
 def write_run(run_dir: str | Path | Location, *, factor_names: list[str], trials: list[Mapping],
-              epochs: list[Mapping], info: Mapping[str, Any]) -> Path | Location:
+              epochs: list[Mapping], info: Mapping[str, Any],
+              kinds: Mapping[str, str] | None = None, metric: str | None = None
+              ) -> Path | Location:
     """Write the three files of a run; returns the run folder.
+
+    ``kinds`` types the custom factors' columns and ``metric`` adds its trials columns
+    (``metric_columns``); both default to what ``info["spec"]`` says (its "plugins"
+    "factors", its "metric"). Every key of the epochs rows beyond EPOCHS_SCHEMA is a metric
+    of the trainer's own and becomes a float64 column (``epochs_schema``).
 
     Locally the files are written into a temporary sibling folder that then replaces
     ``run_dir`` in one rename, so a reader sees the old run or the new one, never a mix or a
@@ -92,8 +180,11 @@ def write_run(run_dir: str | Path | Location, *, factor_names: list[str], trials
     bad = {t["status"] for t in trials} - set(STATUSES)
     if bad:
         raise StoreError(f"unknown trial status {sorted(bad)}; allowed: {', '.join(STATUSES)}")
-    t_table = _table(trials, trials_schema(factor_names))
-    e_table = _table(epochs, EPOCHS_SCHEMA)
+    spec = info.get("spec") or {}
+    kinds = (spec.get("plugins") or {}).get("factors") if kinds is None else kinds
+    metric = spec.get("metric") if metric is None else metric
+    t_table = _table(trials, trials_schema(factor_names, kinds, metric=metric))
+    e_table = _table(epochs, epochs_schema(k for r in epochs for k in r))
     text = json.dumps({**info, "n_rows": len(trials)}, indent=2, default=str) + "\n"
     if not loc.is_local:
         try:
