@@ -29,7 +29,10 @@ def own_raw(fn: Callable, name: str | None = None) -> RawData:
     dict with those keys (and optionally ``classes``). Images are N x H x W (one channel)
     or N x H x W x C, uint8 or floats in [0, 1] (scaled to 0-255); labels are integers from
     0. DataError naming the function and what is wrong."""
-    name = name or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', fn)}"
+    if name is None:  # where it comes from; a spec file's own module is "spec"
+        module = getattr(fn, "__module__", None) or "?"
+        name = (f"{'spec' if module.startswith('_gridrun_spec_') else module}:"
+                f"{getattr(fn, '__qualname__', fn)}")
     what = f"dataset function {name}"
     try:
         out = fn()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 __all__ = ["train", "Trainer", "KerasData", "prepare_data", "set_threads", "release",
-           "build_model", "count_parameters"]
+           "build_model", "count_parameters", "check_model"]
 
 
 def _import_tensorflow():
@@ -48,7 +48,8 @@ if os.environ.get("GRIDRUN_TF_LOGS") != "1":  # e.g. retracing notes: not the us
     tf.get_logger().setLevel("ERROR")
 
 _LAZY = {"train": "_train", "Trainer": "_train", "KerasData": "_data",
-         "prepare_data": "_data", "build_model": "_models", "count_parameters": "_models"}
+         "prepare_data": "_data", "build_model": "_models", "count_parameters": "_models",
+         "check_model": "_own"}
 
 
 def __getattr__(name):

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from gridrun.spec import techniques
+from gridrun.spec import plugins, techniques
 from gridrun.spec.rules import EarlyStopping, lr_at, resolve_lr
 from gridrun.store.location import Location
 from gridrun.data._problems import trial_problems
@@ -41,6 +41,7 @@ from gridrun.keras._augment import augment_batch
 from gridrun.keras._data import epoch_batches, prepare_data
 from gridrun.keras._models import count_parameters
 from gridrun.keras._optim import as_float_weights
+from gridrun.keras._own import count_own_parameters, own_program_for
 from gridrun.keras._pretrained import load_pretrained, model_bytes
 from gridrun.keras._program import program_for
 
@@ -90,7 +91,11 @@ class Trainer:
         self._aug_seed = aug_seed % (2 ** 31)
         # the compiled model, optimizer and step this trainer shares with every trainer of
         # its structure; the trainer owns its state (weights, optimizer state) alone
-        self._program = program_for(cfg, self.data.image_shape, self.data.num_classes)
+        own = plugins.active().builder(cfg["backbone"], "tensorflow")  # the spec's own model
+        self._program = program_for(cfg, self.data.image_shape, self.data.num_classes) \
+            if own is None else own_program_for(own, cfg, self.data.image_shape,
+                                                self.data.num_classes,
+                                                f"models[{cfg['backbone']!r}]")
         self._state = self._program.initial_state(cfg, self.data.image_shape,
                                                   init_seed % (2 ** 31))
         self._n_model = len(self._program.model.variables)
@@ -102,7 +107,8 @@ class Trainer:
         self.flipped = 0 if view is None else view[3]
         if cfg["pretrained"]:
             load_pretrained(self.model, cfg["pretrained"])
-        self.params = count_parameters(self._program.model)
+        self.params = (count_parameters if own is None else count_own_parameters)(
+            self._program.model)
         self.lr = resolve_lr(cfg["optimizer"], cfg["lr"])
         self._fixed_order = None
         if not cfg["shuffle"]:  # one order, drawn once, for every epoch
@@ -361,9 +367,10 @@ class Trainer:
 
 def check_config(config: Mapping[str, Any]) -> dict:
     """The config's values, checked against the registry
-    (``gridrun.spec.techniques.check_config``); ValueError for an unknown key, a missing key or
-    a value the registry does not allow."""
-    return techniques.check_config(config, "tensorflow")
+    (``gridrun.spec.techniques.check_config``, which also takes the active plug-ins' custom
+    factors and models); ValueError for an unknown key, a missing key or a value the
+    registry does not allow."""
+    return plugins.check_config(config, "tensorflow")
 
 
 def _with_defaults(config: Mapping[str, Any]) -> dict:

@@ -13,7 +13,8 @@ of several seeds (call ``set_threads`` first when driving trainers yourself).
 
 from gridrun.torch._data import DeviceData, prepare_data
 from gridrun.torch._models import build_model, count_parameters
+from gridrun.torch._own import check_model
 from gridrun.torch._train import Trainer, set_threads, train
 
 __all__ = ["train", "Trainer", "DeviceData", "prepare_data", "set_threads", "build_model",
-           "count_parameters"]
+           "count_parameters", "check_model"]

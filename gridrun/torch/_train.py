@@ -299,7 +299,8 @@ class Trainer:
         view, batch_size = self.train_data, cfg["batch_size"]
         n = self._n_train
         frozen = self.epoch < cfg["freeze_epochs"]
-        freeze_base(model, frozen)
+        if cfg["freeze_epochs"]:  # only then is there a base to (un)freeze
+            freeze_base(model, frozen)
         model.train()
         if frozen:
             freeze_base(model, True)  # after train(): frozen batch norm keeps its statistics
