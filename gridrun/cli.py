@@ -95,6 +95,8 @@ def launch(spec: Path, dry_run: bool, address: str | None, out: str | None,
     try:
         result = run(ablation, run_dir=out, storage=storage, address=address,
                      verbose=verbose, overwrite=overwrite, spec_path=spec)
+    except SpecError as e:  # the spec's own code, checked before launch: name the file
+        _fail(f"{spec}: {e}")
     except _user_errors() as e:
         _fail(str(e))
     _print_launch_summary(result)
@@ -162,8 +164,9 @@ def _print_launch_summary(result) -> None:
                    "numbers in the metric's own units, for pandas.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to this file instead of printing it.")
-@click.option("--metric", type=click.Choice(["val_acc", "val_loss", "train_acc", "train_loss"]),
-              default=None, help="Metric to attribute (default: the spec's).")
+@click.option("--metric", default=None, metavar="NAME",
+              help="Metric to attribute: val_acc, val_loss, train_acc, train_loss or one the "
+                   "run's trainer reported (default: the spec's).")
 @click.option("--budget", type=click.IntRange(min=1), default=None,
               help="Compare every trial at this epoch; trials that stopped earlier are left "
                    "out and counted (default: the last epoch all compared trials reached).")
@@ -284,7 +287,7 @@ def status(run: str) -> None:
               help="Where to write the weights (.pt for a torch run, .npz for tensorflow).")
 @click.option("--trial", default=None, metavar="ID",
               help="The trial whose weights to export (default: the completed trial with "
-                   "the best final val_acc).")
+                   "the best final value of the spec's metric).")
 def weights(run: str, out: str, trial: str | None) -> None:
     """Export the final weights of a trial of RUN, a run made with keep_weights=True, for
     another spec's pretrained technique. Prints the file's sha256, to pin it as
@@ -298,7 +301,7 @@ def weights(run: str, out: str, trial: str | None) -> None:
     import hashlib
 
     from gridrun.store.location import Location
-    from gridrun.store.tables import read_run
+    from gridrun.store.tables import read_run, spec_metric
 
     def saved(tid):
         for suffix in (".pt", ".npz"):  # torch, tensorflow
@@ -314,7 +317,9 @@ def weights(run: str, out: str, trial: str | None) -> None:
             have = [t for t in done.trial_id if saved(t) is not None]
             if not have:
                 _fail(f"{run} has no saved weights: launch it with keep_weights=True")
-            trial = str(done.set_index("trial_id").loc[have, "last_val_acc"].idxmax())
+            metric, mode = spec_metric(r.spec)
+            last = done.set_index("trial_id").loc[have, f"last_{metric}"].astype(float)
+            trial = str(last.idxmax() if mode == "max" else last.idxmin())
         src = saved(trial)
         if src is None:
             _fail(f"{run}: no saved weights for trial {trial!r}")

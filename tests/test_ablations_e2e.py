@@ -1,6 +1,7 @@
-"""The shipped transfer and imbalance examples, end to end on the real MNIST and Fashion-MNIST
-files, with reduced budgets: pretrain on MNIST keeping the weights, export them with
-`gridrun weights`, fine-tune on Fashion-MNIST; and the long-tailed Fashion-MNIST grid.
+"""The shipped transfer, imbalance and own-code examples, end to end on the real MNIST and
+Fashion-MNIST files, with reduced budgets: pretrain on MNIST keeping the weights, export them
+with `gridrun weights`, fine-tune on Fashion-MNIST; the long-tailed Fashion-MNIST grid; a
+model of one's own with its components as factors; a trainer of one's own (an autoencoder).
 Skipped without the real files under $GRIDRUN_DATA_DIR (CI sets it)."""
 
 import json
@@ -77,3 +78,33 @@ def test_imbalance_grid(tmp_path):
     trials = pd.read_parquet(tmp_path / "runs/imbalance/trials.parquet")
     assert len(trials) == 6 and (trials.status == "completed").all()
     assert set(trials.imbalance_remedy) == {"none", "oversample", "class_weight"}
+
+
+def test_own_model_example(tmp_path):
+    spec = reduced(tmp_path, "own_model", seeds=2, train_size=300, val_fraction=0.02,
+                   fixed={"backbone": "own_cnn", "epochs": 2, "optimizer": "adam",
+                          "batch_size": 128})
+    gridrun("launch", spec, cwd=tmp_path)
+    trials = pd.read_parquet(tmp_path / "runs/own_model/trials.parquet")
+    assert len(trials) == 32 and set(trials.status) <= {"completed", "stopped_early"}
+    assert trials.se_block.dtype == bool and trials.residual.dtype == bool
+    report = gridrun("report", "runs/own_model", "--format", "json", "--table", "techniques",
+                     cwd=tmp_path)
+    rows = json.loads(report.stdout)["tables"]["techniques"]
+    assert {r["factor"] for r in rows} == {"se_block", "residual", "batchnorm",
+                                          "label_smoothing"}
+
+
+def test_own_trainer_example(tmp_path):
+    spec = reduced(tmp_path, "own_trainer", seeds=2, train_size=300, val_fraction=0.02,
+                   fixed={"epochs": 2})
+    gridrun("launch", spec, cwd=tmp_path)
+    trials = pd.read_parquet(tmp_path / "runs/own_trainer/trials.parquet")
+    assert len(trials) == 32 and set(trials.status) <= {"completed", "stopped_early"}
+    assert trials.best_val_mse.notna().all() and trials.last_val_acc.isna().all()
+    report = gridrun("report", "runs/own_trainer", "--format", "json", "--table", "techniques",
+                     cwd=tmp_path)
+    out = json.loads(report.stdout)
+    assert {r["factor"] for r in out["tables"]["techniques"]} == {"bottleneck", "noise",
+                                                                  "optimizer", "batch_size"}
+    assert out["run"]["better"] == "lower"

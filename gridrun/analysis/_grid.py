@@ -24,7 +24,7 @@ __all__ = ["Grid", "prepare", "METRICS", "mode_of", "metric_of", "metrics_of"]
 # The built-in metrics; a run whose trainer reports its own may use any of its epochs
 # columns (``metrics_of``).
 METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "gap")
-_NOT_METRICS = ("trial_id", "epoch", "seconds", "rss_mb")
+_NOT_METRICS = ("trial_id", "epoch", "seconds", "rss_mb", "lr")  # lr: what a schedule set
 _TRIAL_COLUMNS = ("trial_id", "seed", "status", "epochs_run")
 
 

@@ -13,6 +13,7 @@ import dataclasses
 from gridrun.data import load_dataset
 from gridrun.design.grid import design_points, resolve_config
 from gridrun.run.trainable import trainer_module
+from gridrun.spec import plugins
 
 __all__ = ["calibrate"]
 
@@ -22,7 +23,9 @@ def calibrate(ablation, *, epochs: int = 2, max_examples: int = 2048) -> dict:
     per backbone on up to ``max_examples`` training images, timed by the trainer's own
     ``epoch_seconds`` of the last epoch (the first pays one-off setup), then scaled to
     the full training size."""
-    data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction,
+    plugins.install(ablation.plugins)  # a backbone or trainer of the spec's own
+    data = load_dataset(ablation.plugins.dataset or ablation.dataset,
+                        val_fraction=ablation.val_fraction,
                         train_size=ablation.train_size, image_size=ablation.image_size or 32)
     n = len(data.y_train)
     small = dataclasses.replace(data, x_train=data.x_train[:max_examples],

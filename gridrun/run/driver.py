@@ -107,9 +107,15 @@ def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None =
     end, the others may be stopped at rungs (checkpointed there); then the best screened
     cells that did not reach the end are continued from their checkpoints (confirmation)."""
     loc = run_location(ablation.name, run_dir, storage)
+    spec_path = Path(spec_path).resolve() if spec_path else None
+    # The data and the spec's own code are checked before the run folder is touched: a spec
+    # that cannot run leaves an earlier run (even one --overwrite would replace) as it was.
+    data = _load_data(ablation)
+    _preflight(ablation, expand(ablation), data, spec_path)
     resuming = prepare_run_dir(loc, ablation, overwrite)
     return _session(ablation, loc, resuming=resuming, address=address, verbose=verbose,
-                    console=console, spec_path=spec_path, show_progress=show_progress)
+                    console=console, spec_path=spec_path, show_progress=show_progress,
+                    data=data)
 
 
 def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = False,
@@ -126,14 +132,15 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
     if journal.is_complete(info, launched):
         raise RunExistsError(f"{loc} is complete; nothing to resume")
     spec = (launched or info)["spec"]
+    spec_file = (launched or info).get("spec_file")
     check_no_live_driver(loc)
-    return _session(Ablation.from_dict(spec), loc, resuming=True, address=address,
+    return _session(Ablation.from_dict(spec, spec_file), loc, resuming=True, address=address,
                     verbose=verbose, console=console, show_progress=show_progress,
-                    spec_path=(launched or info).get("spec_file"))
+                    spec_path=spec_file)
 
 
 def _session(ablation, loc: Location, *, resuming: bool, address, verbose, console, spec_path,
-             show_progress) -> LaunchResult:
+             show_progress, data=None) -> LaunchResult:
     from rich.console import Console
 
     from gridrun.run.cells import cells_of
@@ -161,25 +168,25 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
     return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
                 console=console, spec_path=spec_path, show_progress=show_progress,
                 confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0,
-                skip_cells=done, replay=True)
+                skip_cells=done, replay=True, data=data)
 
 
 def _run(ablation, trials, previous, *, loc: Location, address, verbose, console, spec_path,
          show_progress, confirm_top, skip_cells=frozenset(), only_cells=None, replay=True,
-         continued=None, prior=None) -> LaunchResult:
+         continued=None, prior=None, data=None) -> LaunchResult:
     """Run the cells of ``trials`` (but ``skip_cells``; or only ``only_cells``), confirm,
     and write the store. ``previous`` holds {trial_id: (row, epoch rows)} of trials finished
     earlier (earlier sessions, or the run being confirmed): trials not run again keep
     those."""
     from gridrun.run.cells import cells_of
-    from gridrun.data import load_dataset
 
     if not address:  # workers share this environment: a missing framework fails here
         _check_frameworks(trials)
     cells = cells_of(trials)
     anchors = anchors_of(ablation)
-    data = load_dataset(ablation.dataset, val_fraction=ablation.val_fraction, split_seed=0,
-                        train_size=ablation.train_size, image_size=ablation.image_size or 32)
+    if data is None:  # resume and confirm: checked here, before Ray starts
+        data = _load_data(ablation)
+        _preflight(ablation, trials, data, spec_path)
     _check_channels(trials, data)
     quiet_environment(verbose)
     started_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
@@ -302,7 +309,7 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
 
     loc = run_location("", run_dir)
     run = store.read_run(loc)
-    ablation = Ablation.from_dict(run.spec)
+    ablation = Ablation.from_dict(run.spec, run.info.get("spec_file"))
     if ablation.scheduler is None:
         ablation = dataclasses.replace(ablation, scheduler=ASHA(grace_period=1))
     top = ablation.scheduler.confirm if top is None else top
@@ -390,6 +397,21 @@ def _schedule_info(ablation, anchors, rows, confirmed, capped) -> dict:
             "trial_epochs": int(sum(r["epochs_run"] for r in rows))}
 
 
+def _load_data(ablation):
+    """The spec's dataset (a name, a folder, or its own function), split as the spec says."""
+    from gridrun.data import load_dataset
+
+    return load_dataset(ablation.plugins.dataset or ablation.dataset,
+                        val_fraction=ablation.val_fraction, split_seed=0,
+                        train_size=ablation.train_size, image_size=ablation.image_size or 32)
+
+
+def _preflight(ablation, trials, data, spec_path) -> None:
+    from gridrun.run.preflight import check_plugins
+
+    check_plugins(ablation, trials, data, spec_path)
+
+
 def _check_channels(trials, data) -> None:
     """Saturation and hue need colour: on a grayscale dataset they fail before launch."""
     from gridrun.spec.ablation import SpecError
@@ -461,7 +483,8 @@ def _tuner(ablation, cells, data, tune_dir, collector, scheduler, verbose, loc: 
     from gridrun.design.schedule import asha_rungs
 
     threads = max(1, int(ablation.resources["cpu"]))
-    trainable = tune.with_resources(tune.with_parameters(cell_trainable, data=data),
+    own = None if ablation.plugins.empty else ablation.plugins
+    trainable = tune.with_resources(tune.with_parameters(cell_trainable, data=data, own=own),
                                     {"cpu": ablation.resources["cpu"],
                                      "gpu": ablation.resources["gpu"]})
     rungs = [] if ablation.scheduler is None else asha_rungs(

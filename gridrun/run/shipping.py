@@ -23,11 +23,15 @@ def ship_by_value(spec_path: str | Path | None) -> list[str]:
     shipped = []
     for name, module in sorted(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if not path or name.split(".")[0] == "gridrun":
+        # some modules carry a pseudo file name (torch.ops: "_ops.py"): real files only
+        if not isinstance(path, str) or not Path(path).is_absolute() \
+                or name.split(".")[0] == "gridrun":
             continue
         try:
             file = Path(path).resolve()
         except (OSError, ValueError):
+            continue
+        if not file.is_file():
             continue
         if file.is_relative_to(root) and "site-packages" not in file.parts:
             cloudpickle.register_pickle_by_value(sys.modules[name.split(".")[0]]

@@ -15,6 +15,7 @@ import json
 import math
 import time
 
+from gridrun.spec import plugins
 from gridrun.store.location import Location
 
 __all__ = ["cell_trainable", "checkpoint_of", "history_of", "weights_of", "trainer_module",
@@ -38,8 +39,11 @@ def weights_of(run: Location, trial_id: str, framework: str = "torch") -> Locati
 
 
 def trainer_module(framework: str):
-    """The package of the framework's trainer (imported here, in the worker)."""
-    if framework == "tensorflow":
+    """The package of the trainer: the spec's own when its plug-ins bring one, else the
+    framework's (imported here, in the worker)."""
+    if plugins.active().trainer is not None:
+        import gridrun.run.own_trainer as module
+    elif framework == "tensorflow":
         import gridrun.keras as module
     else:
         import gridrun.torch as module
@@ -101,14 +105,16 @@ def _save(trainer, history, ckpts: Location, trial_id: str) -> None:
         trainer.to_bytes())
 
 
-def cell_trainable(config: dict, data=None) -> None:
+def cell_trainable(config: dict, data=None, own=None) -> None:
     """Train every seed of one cell in lockstep and report once per epoch: the seeds' mean
     metric (what the scheduler judges) and each seed's own metrics. Before each report at an
     epoch in ``save_at`` every seed is checkpointed, because the scheduler may stop the cell
     at that report and the loop never resumes. A seed that raises is dropped and reported as
-    an error; the cell goes on with the others."""
+    an error; the cell goes on with the others. ``own``: the spec's plug-ins
+    (``gridrun.spec.plugins.Plugins``), installed for this process's trainers."""
     from ray import tune
 
+    plugins.install(own)
     cell, metric = config["cell"], config["metric"]
     framework = cell["config"]["framework"]
     package = trainer_module(framework)
@@ -130,6 +136,15 @@ def cell_trainable(config: dict, data=None) -> None:
         per_seed = {tid: {**h[i], "replayed": True} for tid, h in history.items()
                     if i < len(h)}
         _report(tune, metric, min(m["epoch"] for m in per_seed.values()), per_seed, errors)
+    try:
+        _train_cell(tune, cell, metric, trainers, errors, history, ckpts, node, framework)
+    finally:
+        for tr in trainers.values():  # a trainer function's thread ends with its cell
+            getattr(tr, "close", lambda: None)()
+
+
+def _train_cell(tune, cell, metric, trainers, errors, history, ckpts, node, framework):
+    """The epochs of a cell's seeds, in lockstep, from where their checkpoints left off."""
     resumed = {tid: tr.epoch for tid, tr in trainers.items() if tr.epoch}
     save_at, every = set(cell["save_at"]), float(cell.get("checkpoint_seconds", 0) or 0)
     last_save = time.monotonic()

@@ -588,6 +588,11 @@ def load_spec(path: str | Path) -> Ablation:
     if not path.is_file():
         _fail(f"{path}: no such spec file")
     mod_name = f"_gridrun_spec_{uuid.uuid4().hex}"
+    # The spec may import modules beside it (its own model, data, trainer), as a script can.
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
     try:
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
@@ -602,6 +607,8 @@ def load_spec(path: str | Path) -> Ablation:
         _fail(f"{path}{line}: {type(e).__name__}: {e}")
     finally:
         sys.modules.pop(mod_name, None)
+        if added:
+            sys.path.remove(folder)
     found = [(k, v) for k, v in vars(module).items() if isinstance(v, Ablation)]
     if not found:
         _fail(f"{path}: defines no Ablation; assign one at module level, "

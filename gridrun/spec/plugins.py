@@ -25,7 +25,8 @@ own and a trainer, declared in the spec and carried to every worker.
   ``train(config, data, seed, report, checkpoint=None)`` that calls ``report(metrics,
   state)`` once per epoch and continues from ``checkpoint`` (the last ``state``) when given.
 - ``Factor(name, levels, custom=True)``: a factor of the researcher's own, read from the
-  config by the builder, dataset function or trainer.
+  trial's config by the builder or the trainer. (The dataset function is called once, by
+  the driver, for every trial: a factor that changes the data is read by a trainer.)
 
 Pure: no framework is imported here. Functions and classes are resolved (and
 ``"module:attr"`` strings imported) when the spec is made; ``install`` makes a run's plug-ins
@@ -125,7 +126,7 @@ def check_trainer(trainer, what: str = "trainer"):
     if inspect.isclass(trainer):
         missing = [m for m in TRAINER_METHODS if not callable(getattr(trainer, m, None))]
         if missing:
-            raise PluginError(f"{what} {describe(trainer)} lacks {', '.join(missing)}(): a "
+            raise PluginError(f"{what} {describe(trainer)} lacks {', '.join(m + '()' for m in missing)}: a "
                               f"trainer class has __init__(config, data, seed), step() -> "
                               f"dict, state() -> bytes and load(state)")
         return trainer

@@ -147,3 +147,8 @@ def test_decimals_of_a_metric_in_its_own_units(typical, step, expected):
     from gridrun.report.render import decimals
 
     assert decimals(typical, step) == expected
+
+
+def test_the_cli_takes_the_metric_a_trainer_reported(saved):
+    out = report(saved, "--metric", "train_mse")
+    assert "train_mse" in out

@@ -119,6 +119,8 @@ def test_json_has_metadata_tables_and_no_nan(worked):
      "error: unknown table 'nope'; allowed: " + ", ".join(TABLES) + "\n"),
     (["--table", "techniques"],
      "error: --table picks one table of csv or json output, not of markdown\n"),
+    (["--metric", "val_mse"],  # the metrics the run's epochs hold, not a fixed list
+     "error: unknown metric 'val_mse'; allowed: val_acc, val_loss, train_acc, train_loss, gap\n"),
 ])
 def test_table_errors_are_one_line(worked, args, message):
     code, out, err = report(worked, *args)
