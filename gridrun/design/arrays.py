@@ -43,6 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
+from gridrun.design.fractional import roman
+
 __all__ = ["MixedFraction", "Group", "mixed_fraction", "PRIMES", "MAX_ALIAS_ORDER"]
 
 PRIMES = (2, 3, 5, 7)  # level counts a regular fraction is built for (GF(s) arithmetic)
@@ -483,20 +485,6 @@ def _product_basis(parts) -> np.ndarray:
     out = parts[0]
     for p in parts[1:]:
         out = np.einsum("ni,nj->nij", out, p).reshape(len(out), -1)
-    return out
-
-
-def roman(n: int) -> str:
-    """III, IV, V, ... for a resolution.
-
-    >>> roman(4), roman(9)
-    ('IV', 'IX')
-    """
-    numerals = ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
-    out = ""
-    for value, symbol in numerals:
-        while n >= value:
-            out, n = out + symbol, n - value
     return out
 
 

@@ -107,7 +107,7 @@ class FractionalPlan:
     def name(self) -> str:
         if self.is_full:
             return f"2^{self.k} full factorial"
-        return f"2^({self.k}-{self.p}) resolution {_roman(self.resolution)}"
+        return f"2^({self.k}-{self.p}) resolution {roman(self.resolution)}"
 
     def named(self, names: Sequence[str]) -> FractionalPlan:
         """The same plan with factor names for A, B, C, ... (one distinct string per factor)."""
@@ -302,7 +302,12 @@ def _word(mask: int) -> str:
     return "".join(LETTERS[j] for j in _bits(mask))
 
 
-def _roman(n: int) -> str:
+def roman(n: int) -> str:
+    """III, IV, V, ... for a resolution.
+
+    >>> roman(4), roman(9)
+    ('IV', 'IX')
+    """
     numerals = ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
     out = ""
     for value, symbol in numerals:

@@ -43,7 +43,6 @@ from keras.src.backend.common import global_state  # Keras' layer-name counters
 
 from gridrun.keras import _program
 from gridrun.keras._models import _layer_seed
-from gridrun.keras._optim import Optimizer
 from gridrun.spec.plugins import ReadLog, describe, frozen_config
 
 __all__ = ["build_own", "check_model", "seeded_build", "own_program_for", "OwnProgram",
@@ -212,34 +211,6 @@ class OwnProgram(_program.Program):
         self.key = f"own:{describe(builder)}:{self.base_key}:" \
                    f"{json.dumps(self.read, sort_keys=True, default=str)}"
         self._setup(cfg, image_shape, num_classes)
-
-    def _setup(self, cfg: Mapping[str, Any], image_shape, num_classes: int) -> None:
-        # Program.__init__ after its model is built, kept line for line (a test compares the
-        # attributes of both kinds of program)
-        h, w, c = image_shape
-        self.num_classes = k = int(num_classes)
-        self.optimizer = Optimizer(cfg["optimizer"], self.model.trainable_variables,
-                                   decay=cfg["weight_decay"] > 0,
-                                   momentum=cfg["momentum"] > 0)
-        self.normalize_mode = cfg["normalize"]
-        self.use_l1, self.use_clip = cfg["l1"] > 0, cfg["grad_clip"] > 0
-        self.use_weights = cfg["imbalance_remedy"] == "class_weight"
-
-        def var(value, shape=None):
-            return tf.Variable(value, trainable=False, shape=shape)
-
-        self.mean, self.std = var(tf.zeros((1, 1, 1, c))), var(tf.ones((1, 1, 1, c)))
-        self.l1, self.clip, self.smooth = var(0.0), var(0.0), var(0.0)
-        self.class_weights = var(tf.ones(k))
-        self.lrs = var(tf.zeros(1), shape=tf.TensorShape([None]))
-        self.sums = var(tf.zeros(2, tf.float64))
-        self.state = list(self.model.variables) + self.optimizer.state()
-        self.nbytes = sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size
-                          for v in self.state)
-        self.owner = None
-        self._steps: dict[bool, Any] = {}
-        self.evaluate_batch = tf.function(self._evaluate_batch, input_signature=[
-            tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)])
 
     def initial_state(self, cfg: Mapping[str, Any], image_shape, seed: int) -> list:
         """A new trainer's state: the builder's model for ``seed``, a zero optimizer state."""

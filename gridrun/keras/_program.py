@@ -104,9 +104,14 @@ class Program:
     """One structure's model, optimizer and traced functions; see the module docstring."""
 
     def __init__(self, cfg: Mapping[str, Any], image_shape, num_classes: int):
+        self.model = build(cfg, image_shape, int(num_classes), seed=0)
+        self._setup(cfg, image_shape, num_classes)
+
+    def _setup(self, cfg: Mapping[str, Any], image_shape, num_classes: int) -> None:
+        """Everything but the model: its optimizer, the settings' variables and the
+        evaluation step (shared with a program whose model is the spec's own)."""
         h, w, c = image_shape
         self.num_classes = k = int(num_classes)
-        self.model = build(cfg, image_shape, k, seed=0)
         self.optimizer = Optimizer(cfg["optimizer"], self.model.trainable_variables,
                                    decay=cfg["weight_decay"] > 0,
                                    momentum=cfg["momentum"] > 0)
