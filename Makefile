@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= torch,tensorflow,dev
+EXTRAS ?= torch,tensorflow,dev,trackers
 
 .PHONY: install demo test test-fast bench bench-gpu bench-asha bench-parity clean
 

@@ -11,11 +11,11 @@ Importing gridrun imports neither torch, tensorflow nor ray: ``launch``, ``resum
 from gridrun.spec import ASHA, Ablation, Factor, SpecError, load_spec
 
 __all__ = ["Ablation", "Factor", "ASHA", "SpecError", "load_spec", "launch", "resume",
-           "confirm", "report_text"]
+           "confirm", "report_text", "Trackers"]
 __version__ = "0.1.0"
 
 _LAZY = {"launch": "gridrun.run", "resume": "gridrun.run", "confirm": "gridrun.run",
-         "report_text": "gridrun.report"}
+         "report_text": "gridrun.report", "Trackers": "gridrun.run"}
 
 
 def __getattr__(name: str):

@@ -28,9 +28,11 @@ def _user_errors() -> tuple:
     from gridrun.store.location import StorageError
     from gridrun.data import DataError
     from gridrun.run.driver import ClusterError, RunExistsError
+    from gridrun.run.trackers import TrackerError
     from gridrun.store.tables import StoreError
 
-    return (SpecError, DataError, StoreError, RunExistsError, ClusterError, StorageError)
+    return (SpecError, DataError, StoreError, RunExistsError, ClusterError, StorageError,
+            TrackerError)
 
 
 def _store_errors() -> tuple:
@@ -42,6 +44,33 @@ def _store_errors() -> tuple:
 
 def _plots_of(run: str) -> str:
     return run.rstrip("/") + "/plots"
+
+
+_DEFAULT = "\0default"  # an option given without its value: the tracker's default place
+
+
+def _tracker_options(command):
+    """--tensorboard [DIR], --mlflow [URI], --wandb: the same on launch, resume, confirm."""
+    for option in reversed([
+        click.option("--tensorboard", is_flag=False, flag_value=_DEFAULT, default=None,
+                     metavar="[DIR]", help="Also write TensorBoard event files, one folder per "
+                     "trial (default DIR: RUN/tensorboard). Put it after SPEC or use "
+                     "--tensorboard=DIR."),
+        click.option("--mlflow", is_flag=False, flag_value=_DEFAULT, default=None,
+                     metavar="[URI]", help="Also log to MLflow: a run per cell, a nested run "
+                     "per trial (default URI: sqlite:///RUN/mlflow.db, no server needed)."),
+        click.option("--wandb", is_flag=True, help="Also log to Weights & Biases, a run per "
+                     "trial grouped by cell (WANDB_MODE=offline keeps them on disk)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _trackers(tensorboard: str | None, mlflow: str | None, wandb: bool) -> dict:
+    def chosen(value):
+        return True if value == _DEFAULT else value or False
+
+    return {"tensorboard": chosen(tensorboard), "mlflow": chosen(mlflow), "wandb": wandb}
 
 
 def _fail(message: str) -> None:
@@ -69,14 +98,18 @@ def main() -> None:
                    "the Parquet store are written there.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in the run folder.")
 @click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
+@_tracker_options
 def launch(spec: Path, dry_run: bool, address: str | None, out: str | None,
-           storage: str | None, overwrite: bool, verbose: bool) -> None:
+           storage: str | None, overwrite: bool, verbose: bool, tensorboard: str | None,
+           mlflow: str | None, wandb: bool) -> None:
     """Run the ablation defined in SPEC (a Python file) on Ray Tune. A run folder holding
     an unfinished run of the same spec is continued: trials that finished are kept.
 
     Example: gridrun launch ablations/quickstart.py
 
     Example: gridrun launch ablations/standard.py --storage s3://bucket/gridrun
+
+    Example: gridrun launch ablations/quickstart.py --tensorboard --mlflow
     """
     try:
         ablation = load_spec(spec)
@@ -94,7 +127,8 @@ def launch(spec: Path, dry_run: bool, address: str | None, out: str | None,
               "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
     try:
         result = run(ablation, run_dir=out, storage=storage, address=address,
-                     verbose=verbose, overwrite=overwrite, spec_path=spec)
+                     verbose=verbose, overwrite=overwrite, spec_path=spec,
+                     trackers=_trackers(tensorboard, mlflow, wandb))
     except SpecError as e:  # the spec's own code, checked before launch: name the file
         _fail(f"{spec}: {e}")
     except _user_errors() as e:
@@ -143,8 +177,9 @@ def _print_launch_summary(result) -> None:
                f"{result.errors} errors{confirmed}) -> {result.run_dir}")
     click.echo()
     run = str(result.run_dir)
-    click.echo(report_text(run, plots_dir=_plots_of(run)), nl=False)
-    click.echo(f"\nplots: {_plots_of(run)}; full report: gridrun report {run}")
+    click.echo(report_text(run, plots_dir=_plots_of(run), summary=True), nl=False)
+    click.echo(f"\nplots: {_plots_of(run)}; every table (per level, configurations, "
+               f"interactions, variance, gap, ASHA): gridrun report {run}")
     if result.resumed:
         click.echo(f"({result.resumed} trials were kept from earlier sessions)")
     if result.interrupted:
@@ -160,8 +195,9 @@ def _print_launch_summary(result) -> None:
 @click.option("--format", "fmt",
               type=click.Choice(["markdown", "latex", "html", "csv", "json"]),
               default="markdown", show_default=True,
-              help="Output format (LaTeX uses booktabs); csv and json hold every table as "
-                   "numbers in the metric's own units, for pandas.")
+              help="Output format (LaTeX uses booktabs; html is one self-contained page with "
+                   "the plots embedded); csv and json hold every table as numbers in the "
+                   "metric's own units, for pandas.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to this file instead of printing it.")
 @click.option("--metric", default=None, metavar="NAME",
@@ -219,7 +255,9 @@ def report(run: str, fmt: str, out: Path | None, metric: str | None, budget: int
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
               help="Join the Ray cluster at this address (default: start Ray in-process).")
 @click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
-def confirm(run: str, top: int | None, address: str | None, verbose: bool) -> None:
+@_tracker_options
+def confirm(run: str, top: int | None, address: str | None, verbose: bool,
+            tensorboard: str | None, mlflow: str | None, wandb: bool) -> None:
     """Bring the cells the table of RUN needs to the full budget: anchors that did not get
     there and the best screened cells, continued from their checkpoints (trained from the
     start when the run has none, as runs made before gridrun scheduled cells). The run
@@ -233,7 +271,8 @@ def confirm(run: str, top: int | None, address: str | None, verbose: bool) -> No
         _fail(f"confirming needs Ray and a framework ({e.name} is missing): "
               "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
     try:
-        result = run_confirm(run, top=top, address=address, verbose=verbose)
+        result = run_confirm(run, top=top, address=address, verbose=verbose,
+                             trackers=_trackers(tensorboard, mlflow, wandb))
     except _user_errors() as e:
         _fail(str(e))
     _print_launch_summary(result)
@@ -245,7 +284,9 @@ def confirm(run: str, top: int | None, address: str | None, verbose: bool) -> No
               help="Join the Ray cluster at this address (default: $RAY_ADDRESS, else start "
                    "Ray in-process).")
 @click.option("--verbose", is_flag=True, help="Show Ray's own output and logs.")
-def resume(run: str, address: str | None, verbose: bool) -> None:
+@_tracker_options
+def resume(run: str, address: str | None, verbose: bool, tensorboard: str | None,
+           mlflow: str | None, wandb: bool) -> None:
     """Finish the unfinished run in RUN (a path or URI): after a killed driver, Ctrl-C or a
     restarted RayJob pod. Trials that finished are kept; trials that were running continue
     from their checkpoints. Running the same gridrun launch again does the same.
@@ -258,7 +299,8 @@ def resume(run: str, address: str | None, verbose: bool) -> None:
         _fail(f"resuming needs Ray and a framework ({e.name} is missing): "
               "pip install 'gridrun[torch]' (or 'gridrun[tensorflow]')")
     try:
-        result = run_resume(run, address=address, verbose=verbose)
+        result = run_resume(run, address=address, verbose=verbose,
+                            trackers=_trackers(tensorboard, mlflow, wandb))
     except _user_errors() as e:
         _fail(str(e))
     _print_launch_summary(result)
@@ -266,19 +308,36 @@ def resume(run: str, address: str | None, verbose: bool) -> None:
 
 @main.command()
 @click.argument("run", metavar="RUN")
-def status(run: str) -> None:
+@click.option("--watch", is_flag=True,
+              help="Refresh in place every --every seconds until the run completes or stops "
+                   "(Ctrl-C leaves; the run goes on).")
+@click.option("--every", type=click.FloatRange(min=0.2), default=5.0, show_default=True,
+              metavar="SECONDS", help="Seconds between refreshes with --watch.")
+def status(run: str, watch: bool, every: float) -> None:
     """How the run in RUN (a path or URI) is doing, from what is in its storage: trials per
     status, best so far, elapsed and estimated time left. Works while the run executes
     elsewhere (a RayJob, a cloud cluster); needs neither Ray nor a framework.
 
     Example: gridrun status s3://bucket/gridrun/standard
-    """
-    from gridrun.run.status import status_text
 
+    Example: gridrun status runs/standard --watch
+    """
+    from gridrun.run.status import watch_status
+
+    tty = sys.stdout.isatty()
+    shown = 0
     try:
-        click.echo(status_text(run), nl=False)
+        for text in watch_status(run, every if watch else None):
+            if shown and tty:  # back to the first line of the last view, and clear below it
+                click.echo(f"\x1b[{shown}F\x1b[J", nl=False)
+            elif shown:
+                click.echo()
+            click.echo(text, nl=False)
+            shown = text.count("\n")
     except _store_errors() as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()

@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from gridrun.cli import main
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("command", sorted(main.commands))
@@ -18,9 +19,10 @@ def test_every_command_has_help_and_is_documented(command):
     assert f"gridrun {command}" in README
 
 
-def test_readme_techniques_table_is_the_registry():
+def test_the_techniques_page_is_the_registry():
     result = CliRunner().invoke(main, ["techniques"])
-    block = README.split("<!-- techniques -->\n")[1].split("<!-- /techniques -->")[0]
+    page = (ROOT / "docs" / "techniques.md").read_text()
+    block = page.split("<!-- techniques -->\n")[1].split("<!-- /techniques -->")[0]
     assert block == result.output
 
 

@@ -86,10 +86,12 @@ class Analysis:
 
 def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any], *,
             metric: str | None = None, mode: str | None = None, budget: int | None = None,
-            n_boot: int = 2000, seed: int = 0) -> Analysis:
+            n_boot: int = 2000, seed: int = 0, partial: bool = False) -> Analysis:
     """Run every estimator the design supports, on ``metric`` (default: the spec's) and
     with ``mode`` (default: the spec's for its metric, else ``mode_of``) saying which way
-    is better: it ranks the configurations and picks the best.
+    is better: it ranks the configurations and picks the best. ``partial``: ``trials`` are
+    the finished part of a run still going (or cut off); a screened grid's effects then
+    come from its anchors alone, and stay empty until every anchor has finished.
 
     >>> from gridrun.analysis.testing import synthetic_run
     >>> run = synthetic_run({"A": [False, True], "B": [False, True]},
@@ -103,7 +105,7 @@ def analyze(trials: pd.DataFrame, epochs: pd.DataFrame, spec: Mapping[str, Any],
     metrics = (metric, "gap") if _has_gap(epochs) else (metric,)
     grids = prepare_many(trials, epochs, spec, metrics, row, modes={metric: mode})
     g = grids[metric]
-    screened = screened_anchors(trials, spec) if budget is None else None
+    screened = screened_anchors(trials, spec, partial) if budget is None else None
     if screened is not None:
         result, basis = _screened(trials, epochs, spec, grids, screened, metrics, n_boot, seed)
     else:
@@ -156,15 +158,19 @@ def _all_cells(g: Grid, gap_grid, budget, n_boot, seed) -> dict:
         survival=survival(g), **paths)
 
 
-def screened_anchors(trials: pd.DataFrame, spec: Mapping[str, Any]):
+def screened_anchors(trials: pd.DataFrame, spec: Mapping[str, Any], partial: bool = False):
     """The run's anchors (gridrun.design.schedule.Anchors) when its table must come from them: a
     full factorial that ASHA screened, whose anchors all reached the full budget while some
-    other cell did not. None otherwise (then every cell is used)."""
+    other cell did not. None otherwise (then every cell is used). Of a ``partial`` run (one
+    still running or cut off) the anchors are returned whatever has finished: its effects
+    wait for them, since the other cells' early epochs would mislead."""
     from gridrun.design.schedule import anchors_of_spec
 
     anchors = anchors_of_spec(spec)
     if anchors is None or anchors.is_all or spec.get("design", "full") != "full":
         return None
+    if partial:
+        return anchors
     live = trials[trials["status"] != "error"]
     E = int(spec["epochs"])
     if (live["epochs_run"] >= E).all():
@@ -212,6 +218,13 @@ def _screened(trials, epochs, spec, grids, anchors, metrics, n_boot, seed):
         variance=None, gap=main_effects(frac["gap"], **kw) if "gap" in frac else (),
         survival=survival(g), **paths)
     n_short = int((g.present & ~g.error & (g.reach < E)).sum())
+    keys = anchors.fraction_keys()
+    done = set(cell_keys(sub[sub["epochs_run"] >= E], list(spec["factors"]))) & keys
+    if len(done) < len(keys):
+        basis = (f"main effects and Shapley parts from {anchors.describe()}, of which "
+                 f"{len(done)} of {len(keys)} cells have finished (the effects need them "
+                 f"all); configurations at epoch {E}")
+        return result, basis
     basis = (f"main effects and Shapley parts from {anchors.describe()}, every seed at "
              f"epoch {E} (anchors are never stopped); configurations at epoch {E}; "
              f"{n_short} screened trials that ASHA stopped earlier are in no number")

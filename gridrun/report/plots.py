@@ -1,15 +1,24 @@
-"""Plots of an analysis, written next to the run as PNG and PDF: an effect forest plot
-with intervals, an interaction heat map, learning curves per factor level, and how many
-trials of each level survived each ASHA rung. Drawing only; numbers come from analysis."""
+"""Plots of an analysis, written next to the run as PNG and PDF or embedded in the HTML
+page as PNG bytes: an effect forest plot with intervals, an interaction heat map, learning
+curves per factor level, and how many trials of each level survived each ASHA rung.
+Drawing only; numbers come from analysis."""
 
 from __future__ import annotations
 
+import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from gridrun.report.render import metric_scale
 
-__all__ = ["write_plots"]
+__all__ = ["write_plots", "plot_images", "PlotImage"]
+
+EMBED_DPI = 144  # 1.5 pixels per CSS pixel: sharp on high-density screens, a few 100 KB
+
+# The stem of each plot's files, and its title in the HTML page.
+TITLES = {"effects_forest": "Effects (forest plot)", "interactions": "Two-factor interactions",
+          "learning_curves": "Learning curves", "asha_survival": "Trials surviving ASHA"}
 
 
 def _pyplot():
@@ -30,6 +39,18 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
+@dataclass(frozen=True)
+class PlotImage:
+    """One drawn plot as PNG bytes; ``width`` and ``height`` in CSS pixels (96 per inch),
+    the size the page shows it at."""
+
+    key: str
+    title: str
+    png: bytes
+    width: int
+    height: int
+
+
 def _grid_spacing(fig) -> None:
     # Fixed spacing: a layout engine would be solved again for every file saved, which
     # costs seconds on 8-panel figures of large runs.
@@ -38,10 +59,10 @@ def _grid_spacing(fig) -> None:
                         wspace=0.32, hspace=0.55)
 
 
-def forest(a, out_dir: Path) -> list[Path]:
+def forest(a):
     effects = a.main_effects or a.add_one_in or a.leave_one_out or a.cumulative
     if not effects:
-        return []
+        return None
     plt, k = _pyplot(), metric_scale(a.metric)[0]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(effects) + 1.4),
                            layout="constrained")
@@ -62,12 +83,12 @@ def forest(a, out_dir: Path) -> list[Path]:
     better = ", lower is better" if a.mode == "min" else ""
     ax.set_xlabel(f"Δ {a.metric}{unit}{better}: blue 95% t-CI, orange 95% seed bootstrap")
     ax.set_title(f"{a.name}: {effects[0].kind.replace('_', '-')} effects")
-    return _save(fig, out_dir, "effects_forest")
+    return fig
 
 
-def heatmap(a, out_dir: Path) -> list[Path]:
+def heatmap(a):
     if not a.interactions:
-        return []
+        return None
     plt, k = _pyplot(), metric_scale(a.metric)[0]
     names = list(a.factors)
     grid = [[math.nan] * len(names) for _ in names]
@@ -91,13 +112,13 @@ def heatmap(a, out_dir: Path) -> list[Path]:
     ax.set_yticks(range(len(names)), names)
     fig.colorbar(im, ax=ax, label=f"interaction on {a.metric}")
     ax.set_title(f"{a.name}: two-factor interactions")
-    return _save(fig, out_dir, "interactions")
+    return fig
 
 
-def curves(a, out_dir: Path) -> list[Path]:
+def curves(a):
     factors = [f for f in a.factors if a.curves.get(f)]
     if not factors:
-        return []
+        return None
     plt, k = _pyplot(), metric_scale(a.metric)[0]
     cols = min(3, len(factors))
     rows = math.ceil(len(factors) / cols)
@@ -117,13 +138,13 @@ def curves(a, out_dir: Path) -> list[Path]:
     for ax in list(axes.flat)[len(factors):]:
         ax.axis("off")
     fig.suptitle(f"{a.name}: learning curves (mean and band over seeds and other factors)")
-    return _save(fig, out_dir, "learning_curves")
+    return fig
 
 
-def survival(a, out_dir: Path) -> list[Path]:
+def survival(a):
     s = a.survival
     if not s.rungs or s.total[-1] == s.n_trials:
-        return []
+        return None
     plt = _pyplot()
     factors = list(dict.fromkeys(r.factor for r in s.rows))
     cols = min(4, len(factors))
@@ -142,11 +163,36 @@ def survival(a, out_dir: Path) -> list[Path]:
     for ax in list(axes.flat)[len(factors):]:
         ax.axis("off")
     fig.suptitle(f"{a.name}: trials of each level surviving ASHA's rungs")
-    return _save(fig, out_dir, "asha_survival")
+    return fig
+
+
+def _figures(a):
+    """(file stem, figure) of every plot the analysis supports, drawn one at a time."""
+    for stem, draw in zip(TITLES, (forest, heatmap, curves, survival)):
+        fig = draw(a)
+        if fig is not None:
+            yield stem, fig
 
 
 def write_plots(a, out_dir: str | Path) -> list[Path]:
     """Draw every plot the analysis supports into ``out_dir``; returns the files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [p for draw in (forest, heatmap, curves, survival) for p in draw(a, out_dir)]
+    return [p for stem, fig in _figures(a) for p in _save(fig, out_dir, stem)]
+
+
+def plot_images(a) -> list[PlotImage]:
+    """Every plot the analysis supports as PNG bytes, for a page to embed; none when the
+    analysis has nothing to draw.
+
+        >>> [p.key for p in plot_images(a)]          # doctest: +SKIP
+        ['effects_forest', 'interactions', 'learning_curves']
+    """
+    out = []
+    for stem, fig in _figures(a):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=EMBED_DPI, metadata={"Software": None})
+        w, h = fig.get_size_inches()
+        _pyplot().close(fig)
+        out.append(PlotImage(stem, TITLES[stem], buf.getvalue(), round(96 * w), round(96 * h)))
+    return out

@@ -1,9 +1,9 @@
-"""Format ``Table`` records as Markdown, LaTeX (booktabs) or HTML. Formatting only; the
-machine-readable CSV and JSON come from ``gridrun.report.tidy``, with numbers, not text."""
+"""Format ``Table`` records as Markdown, LaTeX (booktabs) or HTML (a whole page, from
+``gridrun.report.html``). Formatting only; the machine-readable CSV and JSON come from
+``gridrun.report.tidy``, with numbers, not text."""
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from dataclasses import dataclass, field
@@ -68,11 +68,22 @@ class Table:
     numeric: tuple = ()  # column indices aligned right
 
 
-def render(tables: list[Table], fmt: str, *, heading: str = "", notes=()) -> str:
+def render(tables: list[Table], fmt: str, *, heading: str = "", notes=(),
+           lead: str = "") -> str:
+    """``tables`` as ``fmt``, under ``heading``, with ``notes`` after them; ``lead`` is one
+    line above everything (a partial run's report says so there)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    return {"markdown": _markdown, "latex": _latex, "html": _html}[fmt](
-        tables, heading, list(notes))
+    if fmt == "html":
+        from gridrun.report.html import html_page  # the whole page (plots: report_text)
+
+        return html_page(tables, heading=heading, notes=list(notes), lead=lead)
+    text = {"markdown": _markdown, "latex": _latex}[fmt](tables, heading, list(notes))
+    if lead and fmt == "markdown":
+        return f"**{lead}**\n\n{text}"
+    if lead and fmt == "latex":
+        return f"% {lead}\n{text}"
+    return text
 
 
 def _cells(t: Table, bold_open: str, bold_close: str, escape=lambda s: s):
@@ -121,19 +132,3 @@ def _latex(tables, heading, notes) -> str:
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     out += [f"% {n}" for n in notes]
     return "\n".join(x for x in out if x is not None).strip() + "\n"
-
-
-def _html(tables, heading, notes) -> str:
-    esc = html.escape
-    out = [f"<h1>{esc(heading)}</h1>"] if heading else []
-    for t in tables:
-        out.append(f'<table id="{esc(t.key)}">')
-        out.append(f"<caption>{esc(t.title)}" + (f". {esc(t.caption)}" if t.caption else "")
-                   + "</caption>")
-        out.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.headers)
-                   + "</tr></thead><tbody>")
-        for row in _cells(t, "<b>", "</b>", esc):
-            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-        out.append("</tbody></table>")
-    out += [f"<p>{esc(n)}</p>" for n in notes]
-    return "\n".join(out) + "\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 from gridrun.report.render import FORMATS as TEXT_FORMATS
 from gridrun.report.render import Fmt as _Fmt
 from gridrun.report.render import Table, render
-from gridrun.store.tables import read_run
+from gridrun.store.progress import read_progress
 
 __all__ = ["report_text", "build_tables", "VIEWS", "FORMATS"]
 
@@ -34,18 +34,23 @@ def _mark(est) -> str:
 
 
 def level_table(levels, f: _Fmt, metric: str) -> Table:
+    """Per level: mean ± std, Δ vs the baseline level, n, and where ASHA stopped the level's
+    trials, a column shown only when it stopped some of the trials summarised (a screened
+    run's table is of its anchors, which ASHA never stops)."""
     rows = []
+    any_stopped = any(c for s in levels for _, c in s.stopped)
     for s in levels:
         stopped = sum(c for _, c in s.stopped)
         where = ", ".join(f"{c} at {e}" for e, c in s.stopped)
         rows.append((s.factor, str(s.level) + (" (baseline)" if s.is_baseline else ""),
                      f"{f.v(s.mean)} ± {f.v(s.std)}" if not math.isnan(s.std) else f.v(s.mean),
-                     "—" if s.is_baseline else f.v(s.delta, signed=True), str(s.n),
-                     f"{stopped} ({where})" if stopped else "0"))
+                     "—" if s.is_baseline else f.v(s.delta, signed=True), str(s.n))
+                    + ((f"{stopped} ({where})" if stopped else "0",) if any_stopped else ()))
     budget = levels[0].budget if levels else 0
     return Table("levels", "Per factor level",
                  ("factor", "level", f"{metric}{f.unit} mean ± std", "Δ vs baseline level",
-                  "n", "stopped by ASHA (count at epoch)"), tuple(rows),
+                  "n") + (("stopped by ASHA (count at epoch)",) if any_stopped else ()),
+                 tuple(rows),
                  caption=f"{metric} at epoch {budget}; mean ± std over the trials of each level "
                          "(all other factors and seeds) in the cells the effects use",
                  numeric=(2, 3, 4))
@@ -316,13 +321,13 @@ def build_tables(a, levels, view: str | None = None, by_framework=None) -> list[
     return tables
 
 
-def _level_rows(run, a, metric, budget):
+def _level_rows(run, a, metric, budget, partial=False):
     """Per-level summaries over the cells the effects use: the anchors at the full budget
     for a screened run, else every trial at the common budget (or ``budget``)."""
     from gridrun.analysis import level_summaries
     from gridrun.analysis._analyze import anchor_trials, screened_anchors
 
-    anchors = screened_anchors(run.trials, run.spec) if budget is None else None
+    anchors = screened_anchors(run.trials, run.spec, partial) if budget is None else None
     trials = run.trials
     if anchors is not None:
         trials = anchor_trials(trials, run.spec, anchors)
@@ -382,10 +387,13 @@ def _draw(a, plots_dir) -> None:
 
 def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | None = None,
                 budget: int | None = None, view: str | None = None,
-                plots_dir: str | Path | None = None, table: str | None = None) -> str:
+                plots_dir: str | Path | None = None, table: str | None = None,
+                summary: bool = False) -> str:
     """Read the run at ``run_dir`` and render its report (no Ray or framework needed);
     with ``plots_dir``, also draw the plots there (PNG and PDF). "csv" and "json" give
-    every table as numbers (``gridrun.report.tidy``), or only ``table`` when given."""
+    every table as numbers (``gridrun.report.tidy``), or only ``table`` when given.
+    ``summary``: of a text format, only the heading, what each technique contributed and
+    the notes (what launch prints at its end)."""
     from gridrun.analysis import analyze, metrics_of
 
     if fmt not in FORMATS:
@@ -394,7 +402,11 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
         raise ValueError(f"unknown view {view!r}; allowed: {', '.join(VIEWS)}")
     if table is not None and fmt in TEXT_FORMATS:
         raise ValueError(f"--table picks one table of csv or json output, not of {fmt}")
-    run = read_run(run_dir)
+    run = read_progress(run_dir)
+    partial = run.info.get("partial")
+    if partial and run.trials.empty:
+        raise ValueError(f"{run_dir}: no cell has finished yet (the run {partial['state']}); "
+                         f"gridrun status {run_dir} shows what is running")
     metric = metric or run.spec.get("metric") or "val_acc"
     if metric not in metrics_of(run.epochs):
         raise ValueError(f"unknown metric {metric!r}; allowed: "
@@ -402,8 +414,9 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
     if budget is not None and not 1 <= budget <= int(run.trials.epochs_run.max()):
         raise ValueError(f"budget {budget} is outside the epochs this run reached "
                          f"(1 to {int(run.trials.epochs_run.max())})")
-    a = analyze(run.trials, run.epochs, run.spec, metric=metric, budget=budget)
-    levels = _level_rows(run, a, metric, budget)
+    a = analyze(run.trials, run.epochs, run.spec, metric=metric, budget=budget,
+                partial=bool(partial))
+    levels = _level_rows(run, a, metric, budget, bool(partial))
     if plots_dir is not None:
         _draw(a, plots_dir)
     c = a.counts
@@ -421,13 +434,53 @@ def report_text(run_dir: str | Path, *, fmt: str = "markdown", metric: str | Non
                                       metric=metric, budget=budget)
         except ValueError as e:
             notes.append(f"No table of effects per framework: {e}.")
-    if not run.info.get("complete", True):
+    lead = partial_line(run, budget) if partial else ""
+    if not run.info.get("complete", True) and not partial:
         notes.insert(0, f"Incomplete run: {run.info.get('trials_written')} of "
                         f"{run.info.get('trials_expected')} trials finished.")
     if fmt in TEXT_FORMATS:
-        return render(build_tables(a, levels, view, by_framework), fmt, heading=heading,
-                      notes=notes)
+        tables = build_tables(a, levels, view, by_framework)
+        if summary:
+            tables = [t for t in tables if t.key == "techniques"]
+        if fmt == "html" and not summary:  # the page embeds every plot, with or without --plots
+            from gridrun.report.html import html_page
+            from gridrun.report.plots import plot_images
+
+            return html_page(tables, heading=heading, notes=notes, plots=plot_images(a),
+                             lead=lead)
+        return render(tables, fmt, heading=heading, notes=notes, lead=lead)
     from gridrun.report.tidy import tidy_text
 
-    return tidy_text(a, levels, fmt, table=table, notes=notes, info=run.info,
-                     by_framework=by_framework)
+    return tidy_text(a, levels, fmt, table=table, notes=[lead, *notes] if lead else notes,
+                     info=run.info, by_framework=by_framework)
+
+
+_STATES = {"running": "is running", "stalled": "has stalled (no heartbeat)",
+           "interrupted": "was interrupted"}
+
+
+def partial_line(run, budget=None) -> str:
+    """The line that heads the report of a run still going or cut off: how far it is, and
+    what its numbers cannot say yet."""
+    from gridrun.analysis._analyze import anchor_trials, cell_keys, screened_anchors
+
+    p = run.info["partial"]
+    state = "was stopped (its driver is gone)" if p.get("gone") else _STATES[p["state"]]
+    done = f"{p['cells_done']} of {p['cells']} cells ({p['trials_done']} of {p['trials']} trials)"
+    anchors = screened_anchors(run.trials, run.spec, partial=True) if budget is None else None
+    if anchors is None:
+        cannot = ("the effects compare the finished cells only, so their intervals are wider "
+                  "than the whole grid's will be, and the best configuration may still change")
+        return f"Partial report: the run {state}; {done} have finished; {cannot}."
+    keys = anchors.fraction_keys()
+    sub = anchor_trials(run.trials, run.spec, anchors)
+    E = int(run.spec["epochs"])
+    have = len(set(cell_keys(sub[sub["epochs_run"] >= E], list(run.spec["factors"]))) & keys)
+    if have < len(keys):
+        cannot = (f"the effects come from the anchors and are shown when all {len(keys)} have "
+                  "finished; until then the tables hold only the cells finished so far")
+    else:
+        cannot = ("every anchor has finished, so the effects are final; the screen is not, "
+                  "so the best configuration may still change")
+    return (f"Partial report: the run {state}; {done} have finished, {have} of {len(keys)} "
+            f"anchors; {cannot}.")

@@ -78,7 +78,8 @@ def tidy_text(a, levels, fmt: str, *, table: str | None = None, notes=(),
                "tables": {k: records for k, (_, records) in built.items()}}
         return json.dumps(_plain(doc), indent=2, default=str, allow_nan=False) + "\n"
     if fmt == "csv":
-        return _csv(built, with_table=table is None)
+        partial = bool((info or {}).get("partial"))
+        return _csv(built, with_table=table is None, partial=partial)
     raise ValueError(f"unknown tidy format {fmt!r}; allowed: csv, json")
 
 
@@ -97,6 +98,8 @@ def run_metadata(a, info=None) -> dict:
                    "n_stopped_early": c.n_stopped_early, "n_error": c.n_error,
                    "n_seeds": c.n_seeds, "n_configs": c.n_configs},
         "complete": bool(info.get("complete", True)),
+        "partial": bool(info.get("partial")),
+        **({"progress": dict(info["partial"])} if info.get("partial") else {}),
     }
 
 
@@ -241,15 +244,18 @@ def _plain(v):
     return v
 
 
-def _csv(built, *, with_table: bool) -> str:
+def _csv(built, *, with_table: bool, partial: bool = False) -> str:
+    """One long table; the rows of a partial run (still going, or cut off) carry a
+    ``partial`` column that is true, so a reader of the file alone cannot mistake them."""
     columns = list(dict.fromkeys(c for cols, _ in built.values() for c in cols))
+    lead = (["table"] if with_table else []) + (["partial"] if partial else [])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["table", *columns] if with_table else columns)
+    writer.writerow([*lead, *columns])
     for name, (_, records) in built.items():
         for r in records:
-            cells = [_cell(r.get(c)) for c in columns]
-            writer.writerow([name, *cells] if with_table else cells)
+            first = ([name] if with_table else []) + (["true"] if partial else [])
+            writer.writerow([*first, *(_cell(r.get(c)) for c in columns)])
     return buf.getvalue()
 
 

@@ -4,6 +4,7 @@
 - ``trainable``: one cell (a configuration with all its seeds) in a Ray worker;
 - ``scheduler``: the ablation-aware ASHA as a Ray Tune scheduler;
 - ``collector``: the driver's callback that journals each finished cell;
+- ``trackers``, ``tracker_writers``: each seed's epochs to TensorBoard, MLflow or W&B;
 - ``cells``: cells and the rows they become (pure bookkeeping);
 - ``runfolder``: the run folder's state across sessions;
 - ``cluster``, ``reaper``: joining a cluster; no Ray processes left behind a killed driver;
@@ -18,5 +19,7 @@ Importing this package imports no framework and no Ray; they are imported when a
 
 from gridrun.run.driver import LaunchResult, confirm, launch, resume
 from gridrun.run.status import read_status, status_text
+from gridrun.run.trackers import TrackerError, Trackers
 
-__all__ = ["launch", "resume", "confirm", "LaunchResult", "status_text", "read_status"]
+__all__ = ["launch", "resume", "confirm", "LaunchResult", "status_text", "read_status",
+           "Trackers", "TrackerError"]

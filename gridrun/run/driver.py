@@ -41,6 +41,7 @@ from gridrun.run.scheduler import cell_scheduler, seed_scheduler
 from gridrun.run.runinfo import hardware, run_info
 from gridrun.store.location import Location, StorageError
 from gridrun.run.trainable import checkpoint_of
+from gridrun.run.trackers import check_trackers
 from gridrun.design.grid import expand
 from gridrun.design.schedule import anchors_of
 
@@ -93,7 +94,7 @@ def _init_ray(address: str | None, verbose: bool) -> None:
 def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None = None,
            address: str | None = None, verbose: bool = False, overwrite: bool = False,
            console=None, spec_path: str | Path | None = None,
-           show_progress: bool = True) -> LaunchResult:
+           show_progress: bool = True, trackers=None) -> LaunchResult:
     """Run every trial of ``ablation`` on Ray Tune and write the store to ``run_dir`` (a
     path or URI; default ``<storage>/<name>``, storage defaulting to ``runs``). Joins the
     cluster at ``address`` (or $RAY_ADDRESS) when given, else starts Ray in-process. Data
@@ -105,8 +106,12 @@ def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None =
 
     With ASHA, cells (a configuration with all its seeds) are screened: anchors run to the
     end, the others may be stopped at rungs (checkpointed there); then the best screened
-    cells that did not reach the end are continued from their checkpoints (confirmation)."""
+    cells that did not reach the end are continued from their checkpoints (confirmation).
+
+    ``trackers`` (a ``Trackers`` or a mapping such as ``{"tensorboard": True}``) also sends
+    every trial to TensorBoard, MLflow or W&B; see ``gridrun.run.trackers``."""
     loc = run_location(ablation.name, run_dir, storage)
+    trackers = check_trackers(trackers, loc)  # before the data, the folder and Ray
     spec_path = Path(spec_path).resolve() if spec_path else None
     # The data and the spec's own code are checked before the run folder is touched: a spec
     # that cannot run leaves an earlier run (even one --overwrite would replace) as it was.
@@ -115,17 +120,18 @@ def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None =
     resuming = prepare_run_dir(loc, ablation, overwrite)
     return _session(ablation, loc, resuming=resuming, address=address, verbose=verbose,
                     console=console, spec_path=spec_path, show_progress=show_progress,
-                    data=data)
+                    data=data, trackers=trackers)
 
 
 def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = False,
-           console=None, show_progress: bool = True) -> LaunchResult:
+           console=None, show_progress: bool = True, trackers=None) -> LaunchResult:
     """Finish an unfinished run (driver killed, Ctrl-C, a RayJob pod restarted): cells that
     ended keep their results and are not trained again; cells that were running continue
     from their checkpoints; the rest run. The spec is the one stored in the run."""
     from gridrun.spec.ablation import Ablation
 
     loc = run_location("", run_dir)
+    trackers = check_trackers(trackers, loc)
     info, launched = journal.read_state(loc)
     if launched is None and info is None:
         raise store.StoreError(f"{loc}: no gridrun run here to resume")
@@ -136,11 +142,11 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
     check_no_live_driver(loc)
     return _session(Ablation.from_dict(spec, spec_file), loc, resuming=True, address=address,
                     verbose=verbose, console=console, show_progress=show_progress,
-                    spec_path=spec_file)
+                    spec_path=spec_file, trackers=trackers)
 
 
 def _session(ablation, loc: Location, *, resuming: bool, address, verbose, console, spec_path,
-             show_progress, data=None) -> LaunchResult:
+             show_progress, data=None, trackers=None) -> LaunchResult:
     from rich.console import Console
 
     from gridrun.run.cells import cells_of
@@ -168,12 +174,12 @@ def _session(ablation, loc: Location, *, resuming: bool, address, verbose, conso
     return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
                 console=console, spec_path=spec_path, show_progress=show_progress,
                 confirm_top=ablation.scheduler.confirm if ablation.scheduler else 0,
-                skip_cells=done, replay=True, data=data)
+                skip_cells=done, replay=True, data=data, trackers=trackers)
 
 
 def _run(ablation, trials, previous, *, loc: Location, address, verbose, console, spec_path,
          show_progress, confirm_top, skip_cells=frozenset(), only_cells=None, replay=True,
-         continued=None, prior=None, data=None) -> LaunchResult:
+         continued=None, prior=None, data=None, trackers=None) -> LaunchResult:
     """Run the cells of ``trials`` (but ``skip_cells``; or only ``only_cells``), confirm,
     and write the store. ``previous`` holds {trial_id: (row, epoch rows)} of trials finished
     earlier (earlier sessions, or the run being confirmed): trials not run again keep
@@ -199,7 +205,7 @@ def _run(ablation, trials, previous, *, loc: Location, address, verbose, console
                                verbose=verbose, console=console, spec_path=spec_path,
                                show_progress=show_progress, confirm_top=confirm_top,
                                skip_cells=skip_cells, only_cells=only_cells, replay=replay,
-                               continued=continued, prior=prior)
+                               continued=continued, prior=prior, trackers=trackers)
         finally:
             if started_ray:
                 import ray
@@ -209,8 +215,10 @@ def _run(ablation, trials, previous, *, loc: Location, address, verbose, console
 
 def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbose, console,
                 spec_path, show_progress, confirm_top, skip_cells, only_cells, replay,
-                continued, prior) -> LaunchResult:
+                continued, prior, trackers=None) -> LaunchResult:
     import ray
+
+    from gridrun.run.trackers import open_trackers, run_tag
 
     from gridrun.run.cells import cell_progress
     from gridrun.run.collector import Heartbeat, make_collector
@@ -231,7 +239,9 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
     interrupted, confirmed, scheduler = False, dict(continued or {}), None
     try:
         with LiveView(progress, console, show_progress) as live, \
-                Heartbeat(loc, len(sessions)) as heartbeat:
+                Heartbeat(loc, len(sessions)) as heartbeat, \
+                open_trackers(trackers, name=ablation.name, run=loc, tag=run_tag(loc, sessions),
+                              cells=[running.get(c.key, c) for c in cells]) as tracked:
             scheduler = None if only_cells is not None else cell_scheduler(ablation, cells,
                                                                        anchors)
             seed_scheduler(scheduler, cells, previous, ablation)
@@ -241,7 +251,9 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
                                        cells=[running.get(c.key, c) for c in cells])
             collector.reports.update({tid: list(r) for tid, r in (prior or {}).items()})
             collector.continued.update(confirmed)
-            tuner = _tuner(ablation, first, data, tune_dir, collector, scheduler, verbose,
+            # the trackers after the collector: they send the rows it has just made
+            callbacks = [collector, *tracked.callbacks(collector.row)]
+            tuner = _tuner(ablation, first, data, tune_dir, callbacks, scheduler, verbose,
                            loc, resume=True, replay=replay, protected=anchors.keys())
             interrupted = _fit(tuner) or _cut_short(first, collector, ablation.epochs)
             if not interrupted and confirm_top is not None:
@@ -262,7 +274,7 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
                     console.print(f"confirming {len(again)} cell(s) at the full budget "
                                   f"({ablation.epochs} epochs), continued from their "
                                   "checkpoints", highlight=False)
-                    interrupted = _fit(_tuner(ablation, again, data, tune_dir, collector,
+                    interrupted = _fit(_tuner(ablation, again, data, tune_dir, callbacks,
                                               None, verbose, loc, resume=True, replay=True))
         machine = hardware(ray)
     finally:
@@ -295,7 +307,8 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
 
 
 def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None = None,
-            verbose: bool = False, console=None, show_progress: bool = True) -> LaunchResult:
+            verbose: bool = False, console=None, show_progress: bool = True,
+            trackers=None) -> LaunchResult:
     """Bring the cells an existing run's table needs to the full budget: every anchor that
     did not get there and the ``top`` best screened cells (default: the spec's
     ``confirm``), continued from their rung checkpoints when the run has them, else trained
@@ -308,6 +321,7 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     from gridrun.spec.ablation import ASHA, Ablation
 
     loc = run_location("", run_dir)
+    trackers = check_trackers(trackers, loc)
     run = store.read_run(loc)
     ablation = Ablation.from_dict(run.spec, run.info.get("spec_file"))
     if ablation.scheduler is None:
@@ -339,7 +353,7 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     return _run(ablation, trials, previous, loc=loc, address=address, verbose=verbose,
                 console=console or Console(stderr=True), spec_path=run.info.get("spec_file"),
                 show_progress=show_progress, confirm_top=None, only_cells=keys,
-                replay=False, continued=continued, prior=prior)
+                replay=False, continued=continued, prior=prior, trackers=trackers)
 
 
 def _unfinished(cell, previous):
@@ -475,7 +489,7 @@ def _checkpoint_seconds() -> float:
                            f"{text!r}") from None
 
 
-def _tuner(ablation, cells, data, tune_dir, collector, scheduler, verbose, loc: Location, *,
+def _tuner(ablation, cells, data, tune_dir, callbacks, scheduler, verbose, loc: Location, *,
            resume, replay, protected=frozenset()):
     from ray import tune
 
@@ -506,7 +520,7 @@ def _tuner(ablation, cells, data, tune_dir, collector, scheduler, verbose, loc: 
                                     scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=ablation.max_concurrent),
         run_config=tune.RunConfig(name=ablation.name, storage_path=tune_dir,
-                                  verbose=1 if verbose else 0, callbacks=[collector],
+                                  verbose=1 if verbose else 0, callbacks=list(callbacks),
                                   failure_config=tune.FailureConfig(
                                       max_failures=MAX_FAILURES)),
     )

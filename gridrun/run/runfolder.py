@@ -54,12 +54,8 @@ def check_no_live_driver(loc: Location) -> None:
     age = (dt.datetime.now(dt.timezone.utc)
            - dt.datetime.fromisoformat(hb["at"])).total_seconds()
     if hb.get("host") == socket.gethostname():
-        try:
-            os.kill(int(hb["pid"]), 0)
-        except (ProcessLookupError, ValueError):
-            return  # that driver is gone
-        except PermissionError:
-            pass
+        if journal.driver_gone(hb):
+            return
         alive = int(hb["pid"]) != os.getpid()
     else:
         alive = age < 2 * 5.0 + 20  # a few missed heartbeats

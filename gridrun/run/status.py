@@ -5,13 +5,15 @@ be watched from a laptop. No Ray, no framework.
 
 from __future__ import annotations
 
+import time
+from typing import Iterator
 
 from gridrun import store
 from gridrun.store import journal
 from gridrun.store.location import Location, StorageError
 from gridrun.store.tables import spec_metric
 
-__all__ = ["status_text", "read_status"]
+__all__ = ["status_text", "read_status", "watch_status"]
 
 
 def _from_store(loc: Location):
@@ -60,3 +62,18 @@ def read_status(run: str) -> journal.RunStatus:
 
 def status_text(run: str) -> str:
     return read_status(run).text()
+
+
+# A watch ends with the run: complete, interrupted, or its driver known to be gone.
+_ENDED = ("complete", "interrupted")
+
+
+def watch_status(run: str, every: float | None) -> Iterator[str]:
+    """The status text of ``run``, once (``every`` None), or again every ``every`` seconds
+    until the run has ended (complete, interrupted, or its driver is gone)."""
+    while True:
+        s = read_status(run)
+        yield s.text()
+        if every is None or s.state in _ENDED or s.gone:
+            return
+        time.sleep(every)

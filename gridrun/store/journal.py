@@ -27,7 +27,8 @@ from gridrun.store.location import Location
 from gridrun.store.tables import spec_metric
 
 __all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "write_part", "read_parts",
-           "write_launch", "read_launch", "read_state", "write_heartbeat", "read_heartbeat", "RunStatus",
+           "write_launch", "read_launch", "read_state", "write_heartbeat", "read_heartbeat",
+           "driver_gone", "RunStatus",
            "run_status", "now_iso", "clear"]
 
 LAUNCH_FILE, PARTS, HEARTBEAT = "launch.json", "parts", "heartbeat.json"
@@ -148,6 +149,22 @@ def read_heartbeat(run: Location) -> dict | None:
     return _read_json(run.child(HEARTBEAT))
 
 
+def driver_gone(heartbeat: Mapping | None) -> bool:
+    """The heartbeat's driver ran on this host and its process is gone (killed, or the
+    machine restarted): known at once, without waiting for the heartbeat to grow stale. A
+    driver on another host cannot be checked from here (False)."""
+    hb = heartbeat or {}
+    if hb.get("host") != socket.gethostname() or hb.get("pid") is None:
+        return False
+    try:
+        os.kill(int(hb["pid"]), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def clear(run: Location) -> None:
     """Remove the journal once the run's store holds everything (a complete run)."""
     for name in (PARTS, HEARTBEAT):
@@ -171,6 +188,7 @@ class RunStatus:
     epochs_expected: float | None
     heartbeat_age: float | None
     sessions: int
+    gone: bool = False  # the driver's process is known to be gone (``driver_gone``)
 
     def text(self) -> str:
         c = self.counts
@@ -189,7 +207,10 @@ class RunStatus:
         if self.elapsed is not None:
             left = f", about {_duration(self.left)} left" if self.left is not None else ""
             lines.append(f"elapsed: {_duration(self.elapsed)}{left}")
-        if self.state == "stalled":
+        if self.state == "stalled" and self.gone:
+            lines.append("the driver is no longer running (killed?): gridrun resume RUN "
+                         "continues it")
+        elif self.state == "stalled":
             lines.append(f"no heartbeat for {_duration(self.heartbeat_age)}: the driver may "
                          "have stopped; gridrun resume RUN continues it")
         elif self.state == "interrupted":
@@ -234,8 +255,9 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
     cells: Mapping[str, Sequence[str]] = launch["cells"]
     n = sum(len(v) for v in cells.values())
     counts = {"completed": 0, "stopped_early": 0, "error": 0, "running": 0, "pending": 0}
+    gone = (heartbeat or {}).get("state") == "running" and driver_gone(heartbeat)
     running = (heartbeat or {}).get("running", {}) \
-        if (heartbeat or {}).get("state") == "running" else {}
+        if (heartbeat or {}).get("state") == "running" and not gone else {}
     best = None
     epochs_done = 0
     for key, ids in cells.items():
@@ -267,7 +289,7 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
         state = "complete"
     elif (heartbeat or {}).get("state") == "interrupted" or (run_info and not hb_at):
         state = "interrupted"
-    elif age is not None and age > STALE_SECONDS:
+    elif (age is not None and age > STALE_SECONDS) or gone:
         state = "stalled"
     else:
         state = "running"
@@ -290,4 +312,5 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
         left = 0.0
     return RunStatus(name=spec["name"], state=state, trials=n, counts=counts, best=best,
                      metric=metric, elapsed=elapsed, left=left, epochs_done=epochs_done,
-                     epochs_expected=expected, heartbeat_age=age, sessions=len(sessions))
+                     epochs_expected=expected, heartbeat_age=age, sessions=len(sessions),
+                     gone=gone and not complete)

@@ -181,3 +181,14 @@ def test_per_level_table_counts_a_none_level(tmp_path):
     rows = {(r["factor"], r["level"]): r for r in table["tables"]["levels"]}
     assert rows[("pretrained", None)]["n"] == 4
     assert rows[("pretrained", None)]["mean"] == pytest.approx(0.8)
+
+
+def test_the_summary_launch_prints_is_the_effects_table_and_the_notes(worked):
+    full, short = report_text(worked), report_text(worked, summary=True)
+    assert short.splitlines()[0] == full.splitlines()[0]  # the same heading
+    assert [ln for ln in short.splitlines() if ln.startswith("## ")] == [
+        "## What each technique contributed"]
+    techniques = full.split("## What each technique contributed")[1].split("\n## ")[0]
+    assert techniques.strip() in short
+    notes = [ln for ln in full.splitlines() if ln.startswith("> ")]
+    assert notes and [ln for ln in short.splitlines() if ln.startswith("> ")] == notes
