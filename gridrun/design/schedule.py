@@ -26,6 +26,7 @@ seeds) instead, under four rules, each a small pure function here:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -401,7 +402,12 @@ def cutoff(recorded: Sequence[float], reduction_factor: int, mode: str) -> float
     >>> cutoff([1, 2, 3, 4], 2, "max")
     2.5
     """
-    vals = sorted(v for v in recorded if v is not None and math.isfinite(v))
+    return _cutoff_sorted(sorted(v for v in recorded if v is not None and math.isfinite(v)),
+                          reduction_factor, mode)
+
+
+def _cutoff_sorted(vals: Sequence[float], reduction_factor: int, mode: str) -> float | None:
+    """``cutoff`` of finite values already sorted."""
     if not vals:
         return None
     q = 1 - 1 / reduction_factor if mode == "max" else 1 / reduction_factor
@@ -447,6 +453,9 @@ class RungState:
     allowance: float = math.inf  # cell-epochs screened cells may spend past their first rung
     spent: float = 0  # what promotions have committed so far, in cell-epochs
     over_budget: dict = field(default_factory=dict)  # cell -> rung: kept but for the ceiling
+    # rung -> [how many of recorded[rung] it holds, their finite values sorted]: the bar
+    # without sorting every value at each judgement (that made a grid's screen O(n^2))
+    _sorted: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def on_result(self, cell: str, epoch: int, value: float | None) -> str:
         if epoch not in self.rungs:
@@ -454,9 +463,9 @@ class RungState:
         rec = self.recorded.setdefault(epoch, {})
         if cell in rec:
             return "continue"
-        bar = cutoff(list(rec.values()), self.reduction_factor, self.mode)
+        bar = _cutoff_sorted(self._values(epoch), self.reduction_factor, self.mode)
         bad = value is None or not math.isfinite(value)
-        rec[cell] = value if not bad else None
+        self._add(epoch, cell, value if not bad else None)
         below = bad or (bar is not None and (value < bar if self.mode == "max" else value > bar))
         surv = self.survivors.setdefault(epoch, {})
         keep = cell in self.protected or not below
@@ -475,6 +484,24 @@ class RungState:
         if cell not in self.protected:
             self._survive(cell, epoch)
         return "continue"
+
+    def _values(self, epoch: int) -> list:
+        """The finite values recorded at rung ``epoch``, sorted (rebuilt only when
+        ``recorded`` was filled by someone else)."""
+        rec = self.recorded.get(epoch, {})
+        kept = self._sorted.get(epoch)
+        if kept is None or kept[0] != len(rec):
+            kept = self._sorted[epoch] = [len(rec), sorted(
+                v for v in rec.values() if v is not None and math.isfinite(v))]
+        return kept[1]
+
+    def _add(self, epoch: int, cell: str, value: float | None) -> None:
+        """Record ``value`` (None: not finite) of ``cell`` at rung ``epoch``."""
+        vals = self._values(epoch)
+        self.recorded.setdefault(epoch, {})[cell] = value
+        self._sorted[epoch][0] += 1
+        if value is not None:
+            bisect.insort(vals, value)
 
     def _survive(self, cell: str, epoch: int) -> None:
         """Count a screened cell as a survivor of its levels at rung ``epoch``."""
@@ -497,10 +524,9 @@ class RungState:
         >>> s.spent, s.stopped, s.on_result("c", 1, .95)
         (2, {'b': 1}, 'continue')
         """
-        rec = self.recorded.setdefault(epoch, {})
-        if cell in rec:
+        if cell in self.recorded.get(epoch, {}):
             return
-        rec[cell] = value if value is not None and math.isfinite(value) else None
+        self._add(epoch, cell, value if value is not None and math.isfinite(value) else None)
         if not passed:
             self.stopped[cell] = epoch
         elif cell not in self.protected:

@@ -215,6 +215,36 @@ def test_an_infinite_allowance_changes_nothing():
     assert capped.stopped == free.stopped and capped.spent == 0
 
 
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_the_bar_kept_sorted_as_values_come_decides_as_sorting_every_value_at_each_rung(mode):
+    """RungState keeps each rung's values sorted as they arrive (a screen of n cells was
+    O(n^2) when every judgement sorted them all): its decisions are those of the bar
+    recomputed from ``recorded`` every time (``cutoff``), with NaN, None, ties, replayed
+    decisions and values put into ``recorded`` from outside."""
+    rng = np.random.default_rng(1)
+    strata = {str(c): strata_of({"A": c % 3, "B": c % 5 == 0}) for c in range(400)}
+    kw = dict(protected={"7", "70"}, strata=strata, max_t=9, allowance=300.0)
+    fast, slow = RungState([1, 3], 3, mode, **kw), RungState([1, 3], 3, mode, **kw)
+    fast.recorded[3] = {"x": 0.4, "y": None}
+    slow.recorded[3] = dict(fast.recorded[3])
+    for step in range(1200):
+        cell, epoch = str(rng.integers(400)), int(rng.choice([1, 2, 3]))
+        v = [None, float("nan"), 0.5][step % 3] if step % 17 == 0 else round(rng.random(), 2)
+        slow._sorted.clear()  # every judgement sorts every value recorded, as cutoff does
+        if step % 11 == 0:
+            fast.record(cell, epoch, v, passed=step % 2 == 0)
+            slow.record(cell, epoch, v, passed=step % 2 == 0)
+        else:
+            assert fast.on_result(cell, epoch, v) == slow.on_result(cell, epoch, v), step
+        bar = cutoff(list(fast.recorded.get(epoch, {}).values()), 3, mode)
+        assert fast._values(epoch) == sorted(
+            x for x in fast.recorded.get(epoch, {}).values() if x is not None and x == x)
+        assert bar is None or bar == cutoff(fast._values(epoch), 3, mode)
+    assert (fast.recorded, fast.stopped, fast.survivors, fast.spent, fast.over_budget) == \
+        (slow.recorded, slow.stopped, slow.survivors, slow.spent, slow.over_budget)
+    assert len(fast.stopped) > 50 and fast.over_budget  # the test reaches every rule
+
+
 def test_a_budget_that_cannot_hold_the_anchors_stops_every_screened_cell_at_its_first_rung():
     a = anchors_for(grid(6), {}, {})
     left = promotion_allowance(a, max_t=8, grace_period=1, reduction_factor=3, budget=0.25,
