@@ -43,7 +43,9 @@ def _store_errors() -> tuple:
 
 
 def _plots_of(run: str) -> str:
-    return run.rstrip("/") + "/plots"
+    # a URI's options stay at its end (s3://b/r?endpoint_override=...)
+    base, q, query = run.partition("?") if "://" in run else (run, "", "")
+    return base.rstrip("/") + "/plots" + q + query
 
 
 _DEFAULT = "\0default"  # an option given without its value: the tracker's default place

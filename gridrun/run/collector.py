@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from gridrun.store import journal
+from gridrun.store import claim, journal, spool
 from gridrun.run.cells import EPOCH_KEYS, epoch_rows, own_metrics, trial_row, trial_status
 from gridrun.run.trainable import checkpoint_of, history_of
 from gridrun.store.tables import CHECKPOINTS
@@ -32,7 +32,10 @@ def error_text(trial) -> str:
 
 
 class Heartbeat:
-    """Rewrites the run's heartbeat.json every ``every`` seconds while a launch runs."""
+    """Rewrites the run's heartbeat.json every ``every`` seconds while a launch runs; each
+    beat also renews this driver's claim on the run (``gridrun.store.claim``) and uploads
+    the finished cells kept on this machine while the storage did not answer
+    (``gridrun.store.spool``)."""
 
     def __init__(self, run, session: int, every: float = 5.0):
         self.run, self.session, self.every = run, session, every
@@ -45,10 +48,16 @@ class Heartbeat:
 
     def write(self, state: str = "running") -> None:
         try:
+            if spool.pending(self.run):
+                spool.flush(self.run, say=True)
+            held = claim.held(self.run)
+            if held is not None:
+                held.renew()
             journal.write_heartbeat(self.run, session=self.session,
                                      running=dict(self.running), state=state,
                                      session_epochs=self.epochs,
-                                     session_started=self.started)
+                                     session_started=self.started,
+                                     uploads=spool.stats(self.run))
         except (OSError, ValueError):
             pass  # a missed heartbeat only makes the status look older
 
@@ -91,6 +100,8 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
             self.resumed: dict[str, int] = {}  # trial id -> epoch it was continued from
             self.continued: dict[str, int] = {}  # confirmations, set by the driver
             self.ended: set[str] = set()
+            self.warned: set[str] = set()  # cells whose checkpoint writes failed, told once
+            self.keeping = False  # parts are being kept on this machine (told once)
 
         def __getstate__(self):
             return {}  # what this holds only means something in this driver process
@@ -120,7 +131,11 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
             for tid, text in (result.get("seed_errors") or {}).items():
                 if tid not in self.errors:
                     self.errors[tid] = text
-            self.heartbeat.running[trial.config["cell"]["key"]] = int(result.get("epoch", 0))
+            key = trial.config["cell"]["key"]
+            self.heartbeat.running[key] = int(result.get("epoch", 0))
+            if result.get("storage_warning") and key not in self.warned:
+                self.warned.add(key)
+                print(f"warning: {result['storage_warning']}", file=sys.stderr)
             self.live()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -156,15 +171,28 @@ def make_collector(progress, metric: str, live, scheduler, *, run, session: int,
                 row = self.row(t)
                 trials.append(row)
                 epochs.extend(epoch_rows(t.trial_id, reports))
+            text = journal.part_text(key, trials, epochs, self.session)
             try:
-                journal.write_part(self.run, key, trials, epochs, self.session)
+                how = spool.put(self.run, journal.part_file(self.run, key), text.encode())
+            except OSError as e:  # the spool's own disk: the store at the end still has it
+                print(f"warning: could not journal a finished cell: {e}", file=sys.stderr)
+                return
+            if how == "kept":
+                if not self.keeping:
+                    print(f"warning: {self.run} does not answer: finished cells are kept "
+                          f"in {spool.spool_dir(self.run)} and uploaded when it answers "
+                          "again", file=sys.stderr)
+                self.keeping = True
+                return  # its checkpoints stay until the part is up (the end tidies them)
+            self.keeping = False
+            try:
                 ckpts = self.run.child(CHECKPOINTS)
                 for t, row in zip(self.cells[key].trials, trials):
                     if row["status"] != "stopped_early":  # only those may be continued
-                        checkpoint_of(ckpts, t.trial_id, t.config["framework"]).delete()
-                        history_of(ckpts, row["trial_id"]).delete()
-            except (OSError, ValueError) as e:  # the store at the end still has them
-                print(f"warning: could not journal a finished cell: {e}", file=sys.stderr)
+                        checkpoint_of(ckpts, t.trial_id, t.config["framework"]).delete_file()
+                        history_of(ckpts, row["trial_id"]).delete_file()
+            except (OSError, ValueError):
+                pass  # the tidy-up at the end deletes them
 
         def row(self, t) -> dict | None:
             reports = self.reports.get(t.trial_id, [])

@@ -29,14 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridrun import store
-from gridrun.store import journal
+from gridrun.store import journal, spool
 from gridrun.run.cells import as_report, collect_rows, epoch_rows, stored_rows, trial_row, \
     trial_status
 from gridrun.run.cluster import ClusterError, check_reachable, join_auth_mode, quiet_environment
 from gridrun.run.progress import LiveView, Progress
 from gridrun.run.reaper import Reaper
-from gridrun.run.runfolder import (RunExistsError, check_no_live_driver, finished_before,
-                                   launch_record, prepare_run_dir, run_location, shown, tidy)
+from gridrun.run.runfolder import (RunExistsError, check_no_live_driver, check_storage,
+                                   claimed, finished_before, launch_record, prepare_run_dir,
+                                   run_location, shown, tidy)
 from gridrun.run.scheduler import cell_scheduler, seed_scheduler
 from gridrun.run.runinfo import hardware, run_info
 from gridrun.store.location import Location, StorageError
@@ -111,16 +112,18 @@ def launch(ablation, *, run_dir: str | Path | None = None, storage: str | None =
     ``trackers`` (a ``Trackers`` or a mapping such as ``{"tensorboard": True}``) also sends
     every trial to TensorBoard, MLflow or W&B; see ``gridrun.run.trackers``."""
     loc = run_location(ablation.name, run_dir, storage)
+    check_storage(loc)
     trackers = check_trackers(trackers, loc)  # before the data, the folder and Ray
     spec_path = Path(spec_path).resolve() if spec_path else None
     # The data and the spec's own code are checked before the run folder is touched: a spec
     # that cannot run leaves an earlier run (even one --overwrite would replace) as it was.
     data = _load_data(ablation)
     _preflight(ablation, expand(ablation), data, spec_path)
-    resuming = prepare_run_dir(loc, ablation, overwrite)
-    return _session(ablation, loc, resuming=resuming, address=address, verbose=verbose,
-                    console=console, spec_path=spec_path, show_progress=show_progress,
-                    data=data, trackers=trackers)
+    with claimed(loc):  # one driver per run, even two started at the same moment
+        resuming = prepare_run_dir(loc, ablation, overwrite)
+        return _session(ablation, loc, resuming=resuming, address=address, verbose=verbose,
+                        console=console, spec_path=spec_path, show_progress=show_progress,
+                        data=data, trackers=trackers)
 
 
 def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = False,
@@ -139,10 +142,12 @@ def resume(run_dir: str | Path, *, address: str | None = None, verbose: bool = F
         raise RunExistsError(f"{loc} is complete; nothing to resume")
     spec = (launched or info)["spec"]
     spec_file = (launched or info).get("spec_file")
-    check_no_live_driver(loc)
-    return _session(Ablation.from_dict(spec, spec_file), loc, resuming=True, address=address,
-                    verbose=verbose, console=console, show_progress=show_progress,
-                    spec_path=spec_file, trackers=trackers)
+    check_storage(loc)
+    with claimed(loc):
+        check_no_live_driver(loc)
+        return _session(Ablation.from_dict(spec, spec_file), loc, resuming=True,
+                        address=address, verbose=verbose, console=console,
+                        show_progress=show_progress, spec_path=spec_file, trackers=trackers)
 
 
 def _session(ablation, loc: Location, *, resuming: bool, address, verbose, console, spec_path,
@@ -292,8 +297,11 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
                       f"stopped {len(new_caps)} screened cell(s) that would otherwise have "
                       "been promoted", highlight=False, soft_wrap=True)
     info["sessions"] = sessions
+    spool.wait_for(loc)  # cells kept here while the storage was away go up before run.json
+    info["uploads"] = spool.stats(loc)  # what the storage refused this session (faults.md)
     store.write_run(loc, factor_names=ablation.factor_names, trials=rows, epochs=epochs,
                     info=info)
+    spool.discard(loc)  # the store now holds every trial the spool kept
     if complete:
         tidy(loc, rows)
     else:
@@ -314,15 +322,23 @@ def confirm(run_dir: str | Path, *, top: int | None = None, address: str | None 
     ``confirm``), continued from their rung checkpoints when the run has them, else trained
     from the start. Works on runs made before gridrun scheduled cells (their anchors are
     those of the default ASHA). The store is rewritten in one step, other trials unchanged."""
+    loc = run_location("", run_dir)
+    trackers = check_trackers(trackers, loc)
+    store.read_run(loc)  # a folder without a run fails here, before anything is written
+    check_storage(loc)
+    with claimed(loc):
+        return _confirm(loc, top, address=address, verbose=verbose, console=console,
+                        show_progress=show_progress, trackers=trackers)
+
+
+def _confirm(loc, top, *, address, verbose, console, show_progress, trackers):
     from rich.console import Console
 
     from gridrun.run.cells import cell_progress, cells_of
     from gridrun.design.schedule import cells_to_confirm
     from gridrun.spec.ablation import ASHA, Ablation
 
-    loc = run_location("", run_dir)
-    trackers = check_trackers(trackers, loc)
-    run = store.read_run(loc)
+    run = store.read_run(loc)  # again, now that no other driver can change it
     ablation = Ablation.from_dict(run.spec, run.info.get("spec_file"))
     if ablation.scheduler is None:
         ablation = dataclasses.replace(ablation, scheduler=ASHA(grace_period=1))

@@ -5,6 +5,7 @@ No Ray; ``launch`` calls these.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -13,13 +14,12 @@ import sys
 from pathlib import Path
 
 from gridrun import store
-from gridrun.store import journal
+from gridrun.store import claim, journal, spool
 from gridrun.run.cells import stored_rows
 from gridrun.store.location import Location, StorageError
-from gridrun.run.trainable import checkpoint_of, history_of
 
 __all__ = ["RunExistsError", "run_location", "prepare_run_dir", "check_no_live_driver",
-           "finished_before", "launch_record", "tidy", "shown"]
+           "check_storage", "claimed", "finished_before", "launch_record", "tidy", "shown"]
 
 
 class RunExistsError(ValueError):
@@ -44,6 +44,33 @@ def run_location(name: str, run_dir=None, storage=None) -> Location:
 def shown(loc: Location):
     """The run folder as the user named it: a Path, or the URI."""
     return Path(loc.text) if loc.is_local and "://" not in loc.text else loc
+
+
+def check_storage(loc: Location) -> None:
+    """An object store that cannot be written (no such bucket, refused credentials, no
+    endpoint) fails here, before Ray starts, with one line and nothing written."""
+    if loc.is_local:
+        return  # a folder's problems are clear from its first write
+    try:
+        loc.check_writable()
+    except StorageError as e:
+        raise store.StoreError(str(e)) from None
+
+
+@contextlib.contextmanager
+def claimed(loc: Location):
+    """This process drives the run at ``loc`` until the block ends; RunExistsError when
+    another live driver has it (``gridrun.store.claim``: safe on S3 without atomic rename)."""
+    try:
+        mine = claim.acquire(loc)
+    except claim.RunClaimed as e:
+        raise RunExistsError(str(e)) from None
+    except StorageError as e:
+        raise store.StoreError(str(e)) from None
+    try:
+        yield mine
+    finally:
+        mine.release()
 
 
 # -- is this a new run, a run to continue, or one to leave alone? --------------------------
@@ -111,10 +138,16 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
     of this spec with fewer seeds (it grows; see ``added_seeds``). False for a new run
     (after removing what --overwrite replaces)."""
     if overwrite:
-        try:
-            loc.delete()
+        try:  # all but the claims: this driver's, and any that is just arriving
+            names = loc.list()
+            for name in names if claim.CLAIMS in names else []:
+                if name != claim.CLAIMS:
+                    loc.child(name).delete()
+            if claim.CLAIMS not in names:
+                loc.delete()
         except StorageError as e:
             raise store.StoreError(str(e)) from None
+        spool.discard(loc)
         return False
     info, launched = journal.read_state(loc)
     if info is None and launched is None:
@@ -138,7 +171,9 @@ def prepare_run_dir(loc: Location, ablation, overwrite: bool) -> bool:
 
 def finished_before(loc: Location, trials) -> dict:
     """{trial_id: (row, epoch rows)} of every trial an earlier session of the run finished:
-    the store of an interrupted session, then the journal (newer)."""
+    the store of an interrupted session, then the journal (newer), after uploading the
+    cells an earlier session on this machine kept while the storage did not answer."""
+    spool.flush(loc)
     previous = {}
     if loc.child(store.RUN_FILE).is_file():
         previous.update(stored_rows(store.read_run(loc), trials))
@@ -174,9 +209,11 @@ def tidy(loc: Location, rows) -> None:
     try:
         journal.clear(loc)
         ckpts = loc.child(store.CHECKPOINTS)
-        for r in rows:
-            if r["status"] != "stopped_early":
-                checkpoint_of(ckpts, r["trial_id"]).delete()
-                history_of(ckpts, r["trial_id"]).delete()
+        done = {r["trial_id"] for r in rows if r["status"] != "stopped_early"}
+        # one listing, then only what is there: a trial's checkpoint (.pt for torch, .npz
+        # for Keras) and its history are "<trial id>.<suffix>"
+        for name in ckpts.list():
+            if name.split(".")[0] in done:
+                ckpts.child(name).delete_file()
     except StorageError as e:
         print(f"warning: could not tidy {loc}: {e}", file=sys.stderr)

@@ -5,11 +5,12 @@ be watched from a laptop. No Ray, no framework.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Iterator
 
 from gridrun import store
-from gridrun.store import journal
+from gridrun.store import journal, spool
 from gridrun.store.location import Location, StorageError
 from gridrun.store.tables import spec_metric
 
@@ -46,6 +47,10 @@ def read_status(run: str) -> journal.RunStatus:
         heartbeat = journal.read_heartbeat(loc)
     except (StorageError, ValueError) as e:
         raise store.StoreError(f"{run}: cannot read the run ({e})") from None
+    here = spool.pending(loc)  # kept on this machine: newer news than the heartbeat's
+    if here and heartbeat is not None and heartbeat.get("host") == socket.gethostname():
+        heartbeat = {**heartbeat, "uploads": {**(heartbeat.get("uploads") or {}),
+                                              "waiting": here}}
     if launched is None and info is None:
         raise store.StoreError(f"{run}: not a gridrun run folder (no launch.json or "
                                "run.json)")

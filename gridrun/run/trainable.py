@@ -7,6 +7,10 @@ checkpoint, the metrics of the epochs it holds. A cell started again (Tune retry
 after its worker died, a resumed run, a confirmation) continues every seed from its
 checkpoint and first reports the epochs the checkpoint holds again, marked ``replayed``, so
 the driver's bookkeeping and the scheduler see the cell's whole history.
+
+A storage that does not answer never fails a trial: a checkpoint it refuses is skipped (the
+cell trains on, and the driver warns once per cell), and a seed whose checkpoint it cannot
+give back starts from its first epoch.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import math
 import time
 
 from gridrun.spec import plugins
-from gridrun.store.location import Location
+from gridrun.store.location import Location, StorageError
+from gridrun.store.spool import retry
 
 __all__ = ["cell_trainable", "checkpoint_of", "history_of", "weights_of", "trainer_module",
            "SUFFIX"]
@@ -82,14 +87,21 @@ def _restore(cell, trial, shared, ckpts: Location):
     Trainer = trainer_module(framework).Trainer
     tid = trial["trial_id"]
     pt = checkpoint_of(ckpts, tid, framework)
-    if not cell["resume"] or not pt.is_file():
+    try:  # a storage that does not answer: the seed starts again rather than fail
+        blob = retry(lambda: pt.read_bytes() if pt.is_file() else None)[0] \
+            if cell["resume"] else None
+        hist = history_of(ckpts, tid)
+        text = retry(lambda: hist.read_text() if hist.is_file() else "[]")[0] \
+            if blob is not None and cell["replay"] else "[]"
+    except StorageError:
+        blob = None
+    if blob is None:
         return Trainer(cell["config"], shared, seed=trial["seed"]), []
-    trainer = Trainer.from_bytes(pt.read_bytes(), shared)
+    trainer = Trainer.from_bytes(blob, shared)
     if not cell["replay"]:
         return trainer, []
-    hist = history_of(ckpts, tid)
     try:
-        history = json.loads(hist.read_text()) if hist.is_file() else []
+        history = json.loads(text)
     except ValueError:
         history = []
     history = history[:trainer.epoch]
@@ -98,11 +110,22 @@ def _restore(cell, trial, shared, ckpts: Location):
     return trainer, history
 
 
-def _save(trainer, history, ckpts: Location, trial_id: str) -> None:
-    # history first: a checkpoint is only used with a history at least as long as it
-    history_of(ckpts, trial_id).write_text(json.dumps(history))
-    checkpoint_of(ckpts, trial_id, trainer.config["framework"]).write_bytes(
-        trainer.to_bytes())
+def _save(trainer, history, ckpts: Location, trial_id: str) -> str | None:
+    """Checkpoint one seed; when the storage refuses it, the seed goes on without this
+    checkpoint and the reason is returned (for the driver's one warning)."""
+    # history first: a checkpoint is only used with a history at least as long as it.
+    # One try each: the storage's client has already retried every request, and the next
+    # epoch writes a newer checkpoint anyway; training waits for neither.
+    blob = trainer.to_bytes()
+    try:
+        retry(lambda: history_of(ckpts, trial_id).write_text(json.dumps(history)),
+              attempts=1)
+        retry(lambda: checkpoint_of(ckpts, trial_id, trainer.config["framework"])
+              .write_bytes(blob), attempts=1)
+    except StorageError as e:
+        return (f"trial {trial_id} could not write its checkpoint at epoch {trainer.epoch} "
+                f"and trains on without it ({e})")
+    return None
 
 
 def cell_trainable(config: dict, data=None, own=None) -> None:
@@ -167,22 +190,35 @@ def _train_cell(tune, cell, metric, trainers, errors, history, ckpts, node, fram
             break
         epoch = min(m["epoch"] for m in per_seed.values())
         due = time.monotonic() - last_save >= every  # 0: every epoch
+        warning = None
         if epoch in save_at or (due and any(not tr.done for tr in trainers.values())):
             for tid, tr in trainers.items():
-                _save(tr, history.get(tid, []), ckpts, tid)
+                warning = _save(tr, history.get(tid, []), ckpts, tid) or warning
             last_save = time.monotonic()
         if cell.get("weights"):
             for tid in per_seed:
                 if trainers.get(tid) is not None and trainers[tid].done:
-                    weights_of(Location(cell["weights"]), tid, framework).write_bytes(
-                        trainers[tid].model_bytes())
-        _report(tune, metric, epoch, per_seed, errors)
+                    warning = _keep_weights(cell, tid, framework, trainers[tid]) or warning
+        _report(tune, metric, epoch, per_seed, errors, warning)
     if not trainers and errors:
         raise RuntimeError(next(iter(errors.values())))
 
 
-def _report(tune, metric, epoch, per_seed, errors) -> None:
+def _keep_weights(cell, tid, framework, trainer) -> str | None:
+    """A completed seed's final weights (keep_weights), tried longer than a checkpoint: no
+    later write replaces them."""
+    blob = trainer.model_bytes()
+    try:
+        retry(lambda: weights_of(Location(cell["weights"]), tid, framework).write_bytes(blob),
+              attempts=5, backoff=1.0)
+    except StorageError as e:
+        return f"trial {tid} could not save its final weights ({e})"
+    return None
+
+
+def _report(tune, metric, epoch, per_seed, errors, warning=None) -> None:
     vals = [m[metric] for m in per_seed.values()
             if m.get(metric) is not None and math.isfinite(m[metric])]
     tune.report({"epoch": epoch, metric: sum(vals) / len(vals) if vals else math.nan,
-                 "per_seed": per_seed, "seed_errors": dict(errors)})
+                 "per_seed": per_seed, "seed_errors": dict(errors),
+                 **({"storage_warning": warning} if warning else {})})

@@ -2,6 +2,8 @@
 
 - ``location``: a local folder or a storage URI (``s3://``, ``gs://``, ``file://``, ...);
 - ``journal``: a run in progress (its launch record, finished cells' parts, the heartbeat);
+- ``claim``: which driver holds a run (one at a time, without atomic rename on S3);
+- ``spool``: finished cells kept on the driver's machine while the storage does not answer;
 - ``tables``: ``trials.parquet``, ``epochs.parquet`` and ``run.json``, written atomically and
   read back for analysis.
 

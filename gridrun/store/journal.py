@@ -23,10 +23,12 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from gridrun.store import spool
 from gridrun.store.location import Location
 from gridrun.store.tables import spec_metric
 
-__all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "write_part", "read_parts",
+__all__ = ["LAUNCH_FILE", "PARTS", "HEARTBEAT", "part_name", "part_file", "part_text",
+           "write_part", "read_parts",
            "write_launch", "read_launch", "read_state", "write_heartbeat", "read_heartbeat",
            "driver_gone", "RunStatus",
            "run_status", "now_iso", "clear"]
@@ -56,11 +58,19 @@ def part_name(cell_key: str) -> str:
     return hashlib.sha1(cell_key.encode()).hexdigest()[:20] + ".json"
 
 
+def part_file(run: Location, cell_key: str) -> Location:
+    return run.child(PARTS, part_name(cell_key))
+
+
+def part_text(cell_key: str, trials: Sequence[Mapping], epochs: Sequence[Mapping],
+              session: int) -> str:
+    return _json({"cell": cell_key, "session": session, "ended_at": now_iso(),
+                  "trials": list(trials), "epochs": list(epochs)})
+
+
 def write_part(run: Location, cell_key: str, trials: Sequence[Mapping],
                epochs: Sequence[Mapping], session: int) -> None:
-    run.child(PARTS, part_name(cell_key)).write_text(_json(
-        {"cell": cell_key, "session": session, "ended_at": now_iso(),
-         "trials": list(trials), "epochs": list(epochs)}))
+    part_file(run, cell_key).write_text(part_text(cell_key, trials, epochs, session))
 
 
 def read_parts(run: Location) -> dict[str, tuple[dict, list[dict], int]]:
@@ -134,15 +144,16 @@ def is_complete(info: Mapping | None, launched: Mapping | None) -> bool:
 
 def write_heartbeat(run: Location, *, session: int, running: Mapping[str, int],
                     session_epochs: int, session_started: str,
-                    state: str = "running") -> None:
+                    state: str = "running", uploads: Mapping[str, int] | None = None) -> None:
     """``running``: {cell key: epochs its seeds have reported}; ``session_epochs``:
     trial-epochs trained by this session, which started at ``session_started`` (their rate
-    gives the time left; the run's total comes from the parts)."""
+    gives the time left; the run's total comes from the parts); ``uploads``: the session's
+    parts that needed retries or were kept on this host (``gridrun.store.spool.stats``)."""
     run.child(HEARTBEAT).write_text(_json(
         {"at": now_iso(), "host": socket.gethostname(), "pid": os.getpid(),
          "session": session, "state": state, "running": dict(running),
          "session_epochs": int(session_epochs),
-         "session_started": session_started}))
+         "session_started": session_started, "uploads": dict(uploads or {})}))
 
 
 def read_heartbeat(run: Location) -> dict | None:
@@ -189,6 +200,7 @@ class RunStatus:
     heartbeat_age: float | None
     sessions: int
     gone: bool = False  # the driver's process is known to be gone (``driver_gone``)
+    uploads: Mapping[str, Any] | None = None  # spool.stats of the session, and its host
 
     def text(self) -> str:
         c = self.counts
@@ -215,7 +227,9 @@ class RunStatus:
                          "have stopped; gridrun resume RUN continues it")
         elif self.state == "interrupted":
             lines.append("interrupted: gridrun resume RUN continues it")
+        lines.extend(spool.describe(self.uploads))
         return "\n".join(lines) + "\n"
+
 
 
 def _level(v) -> str:
@@ -310,7 +324,9 @@ def run_status(launch: Mapping[str, Any], parts: Mapping[str, tuple], heartbeat:
         left = max(0.0, expected - epochs_done) / rate
     elif state == "complete":
         left = 0.0
+    uploads = {**(hb.get("uploads") or {}), "host": hb.get("host")} \
+        if hb.get("uploads") and not complete else None
     return RunStatus(name=spec["name"], state=state, trials=n, counts=counts, best=best,
                      metric=metric, elapsed=elapsed, left=left, epochs_done=epochs_done,
                      epochs_expected=expected, heartbeat_age=age, sessions=len(sessions),
-                     gone=gone and not complete)
+                     gone=gone and not complete, uploads=uploads)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import tempfile
+import uuid
 from pathlib import Path
 
 __all__ = ["Location", "StorageError"]
@@ -28,6 +30,32 @@ class StorageError(ValueError):
 def _is_uri(text: str) -> bool:
     head, sep, _ = text.partition("://")
     return bool(sep) and head.isalnum() and len(head) > 1  # not a Windows drive letter
+
+
+_AWS = re.compile(r"AWS Error (\w+) during (\w+) operation: (.*?)(?: \(Request ID: [^)]*\))?$")
+_CURL = re.compile(r"curlCode: (\d+), ([^;]*)")
+
+
+def _why(e: BaseException) -> str:
+    """An error of the storage in one short line: for S3, its message and code (``The
+    specified bucket does not exist (NO_SUCH_BUCKET)``, ``Could not connect to server
+    (NETWORK_CONNECTION)``) without the request id and the client's details."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    m = _AWS.search(text)
+    code, message = (m.group(1), m.group(3).strip()) if m else (None, text)
+    curl = _CURL.search(message)
+    if curl:
+        message = curl.group(2).strip()
+    message = message.rstrip(".")
+    if code is None:
+        return message
+    if not message or message == "No response body":
+        message = code.replace("_", " ").lower()
+    return f"{message} ({code})"
+
+
+# Object stores, where a file needs no folder made first (one request less per write)
+_NO_FOLDERS = ("s3", "gcs")
 
 
 class Location:
@@ -76,7 +104,10 @@ class Location:
         return posixpath.basename(self.path.rstrip("/"))
 
     def child(self, *parts: str) -> "Location":
-        text = self.text.rstrip("/") + "/" + "/".join(parts)
+        # a URI's query (s3://b/p?endpoint_override=...) stays at its end: workers and
+        # later commands open the child's text with the same options
+        base, q, query = self.text.partition("?")
+        text = base.rstrip("/") + "/" + "/".join(parts) + q + query
         if not _is_uri(self.text):
             text = str(Path(self.text, *parts))
         return Location(text, self.fs, posixpath.join(self.path, *parts))
@@ -99,7 +130,7 @@ class Location:
         try:
             return self.fs.get_file_info(self.path)
         except OSError as e:
-            raise StorageError(f"{self.text}: cannot read ({e})") from None
+            raise StorageError(f"{self.text}: cannot read ({_why(e)})") from None
 
     def exists(self) -> bool:
         import pyarrow.fs as pafs
@@ -129,13 +160,25 @@ class Location:
         sel = pafs.FileSelector(self.path, allow_not_found=True)
         return sorted(posixpath.basename(i.path) for i in self.fs.get_file_info(sel))
 
+    def files(self) -> dict[str, float | None]:
+        """{name: modification time} of the files directly inside this folder, from one
+        listing (on an object store, the times are the store's own clock)."""
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        except OSError as e:
+            raise StorageError(f"{self.text}: cannot list ({_why(e)})") from None
+        return {posixpath.basename(i.path): i.mtime.timestamp() if i.mtime else None
+                for i in infos if i.type == pafs.FileType.File}
+
     # -- reading and writing --------------------------------------------------------------
     def read_bytes(self) -> bytes:
         try:
             with self.fs.open_input_stream(self.path) as f:
                 return f.read()
         except (OSError, FileNotFoundError) as e:
-            raise StorageError(f"{self.text}: cannot read ({e})") from None
+            raise StorageError(f"{self.text}: cannot read ({_why(e)})") from None
 
     def read_text(self) -> str:
         return self.read_bytes().decode()
@@ -155,20 +198,44 @@ class Location:
                     Path(tmp).unlink(missing_ok=True)
                     raise
                 return
-            self.fs.create_dir(posixpath.dirname(self.path), recursive=True)
+            if self.fs.type_name not in _NO_FOLDERS:
+                self.fs.create_dir(posixpath.dirname(self.path), recursive=True)
             with self.fs.open_output_stream(self.path) as f:
                 f.write(data)
         except OSError as e:
-            raise StorageError(f"{self.text}: cannot write ({e})") from None
+            raise StorageError(f"{self.text}: cannot write ({_why(e)})") from None
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode())
+
+    def check_writable(self) -> None:
+        """Write and delete a small object in this folder: a bucket that does not exist,
+        refuses writes or cannot be reached fails here, in one line, before a run starts."""
+        probe = self.child(f".gridrun-probe-{uuid.uuid4().hex[:12]}")
+        try:
+            probe.write_bytes(b"gridrun")
+            probe.delete()
+        except StorageError as e:
+            why = str(e).split(": cannot write (", 1)[-1].removesuffix(")")
+            raise StorageError(f"{self.text}: cannot write there ({why})") from None
 
     def make_dir(self) -> None:
         try:
             self.fs.create_dir(self.path, recursive=True)
         except OSError as e:
-            raise StorageError(f"{self.text}: cannot create ({e})") from None
+            raise StorageError(f"{self.text}: cannot create ({_why(e)})") from None
+
+    def delete_file(self) -> None:
+        """Remove this file, if it is there: one request on an object store, where
+        ``delete`` first asks what the path is (a HEAD and a LIST for a missing key)."""
+        try:
+            self.fs.delete_file(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if "does not exist" in str(e) or "not found" in str(e).lower():
+                return
+            raise StorageError(f"{self.text}: cannot delete ({_why(e)})") from None
 
     def delete(self) -> None:
         """Remove this file or folder (and its contents); nothing when it is absent."""
@@ -181,4 +248,4 @@ class Location:
             elif kind == pafs.FileType.File:
                 self.fs.delete_file(self.path)
         except OSError as e:
-            raise StorageError(f"{self.text}: cannot delete ({e})") from None
+            raise StorageError(f"{self.text}: cannot delete ({_why(e)})") from None

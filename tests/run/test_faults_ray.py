@@ -108,6 +108,18 @@ def tree(pid):
         return []
 
 
+def sigkill(proc) -> None:
+    """SIGKILL a launch's driver, then wait until the Ray processes it started are gone
+    (a small watcher kills them; raylet agents outlive a SIGKILL otherwise)."""
+    ray_procs = tree(proc.pid)
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_gone(ray_procs, "the killed driver's Ray processes to exit")
+    finally:
+        kill_all(ray_procs)
+
+
 def kill_all(procs):
     for p in procs:
         try:

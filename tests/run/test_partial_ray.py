@@ -6,7 +6,6 @@ far, headed by a line saying they are partial (JSON and CSV say so too); `gridru
 import json
 import os
 import pty
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_faults_ray import ENV, gridrun, kill_all, parts, start, tree, wait_for, wait_gone  # noqa: E402
+from test_faults_ray import ENV, gridrun, kill_all, parts, sigkill, start, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -39,15 +38,11 @@ def test_a_killed_run_reports_its_finished_cells_and_says_it_is_partial(tmp_path
     spec = write_spec(tmp_path / "spec.py", "killed")
     run = tmp_path / "run"
     proc = start("launch", spec, "--out", run, cwd=tmp_path)
-    ray_procs = []
     try:
         wait_for(lambda: len(parts(run)) >= 6, 300, "three cells finished")
-        ray_procs = tree(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        wait_gone(ray_procs, "the killed driver's Ray processes to exit")
+        sigkill(proc)
     finally:
-        kill_all([proc, *ray_procs])
+        kill_all([proc])
     done = parts(run)
     assert not (run / "run.json").exists()
 
