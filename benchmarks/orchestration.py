@@ -72,6 +72,14 @@ def _raw_trainable(config, data=None):
 
 
 def run_raw(epochs: int) -> float:
+    return raw_tune(lambda: ablation(epochs), CONCURRENT)
+
+
+def raw_tune(make_ablation, concurrent: int, grid=list) -> float:
+    """Seconds to train the configurations of ``make_ablation()`` (made inside the timing)
+    with raw Ray Tune, ``concurrent`` at a time; ``grid`` wraps the list of configurations
+    given to ``tune.grid_search`` (``benchmarks/scale.py`` passes one Tune does not copy
+    per trial). The same data as ``gridrun launch`` loads (its train_size included)."""
     import ray
     from ray import tune
 
@@ -79,18 +87,19 @@ def run_raw(epochs: int) -> float:
     from gridrun.design.grid import expand
 
     started = time.perf_counter()
-    a = ablation(epochs)
-    data = load_dataset(a.dataset, val_fraction=a.val_fraction, split_seed=0)
+    a = make_ablation()
+    data = load_dataset(a.dataset, val_fraction=a.val_fraction, split_seed=0,
+                        train_size=a.train_size)
     configs = [dict(t.config) for t in expand(a)]
-    ray.init(num_cpus=CONCURRENT, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=concurrent, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(_raw_trainable, data=data),
                                     {"cpu": 1}),
-                param_space={"config": tune.grid_search(configs)},
+                param_space={"config": tune.grid_search(grid(configs))},
                 tune_config=tune.TuneConfig(reuse_actors=True,
-                                            max_concurrent_trials=CONCURRENT),
+                                            max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(storage_path=tmp, verbose=0))
             tuner.fit()
     finally:

@@ -8,8 +8,10 @@ speed drifts more than the differences measured. The GPU rows come from
 ``benchmarks/gpu.py`` and ``benchmarks/trainer_speed.py --device cuda``; without a CUDA
 device the table says they are unmeasured.
 
-Slow, separate: ``benchmarks/framework_parity.py`` (make bench-parity) and
-``benchmarks/asha_agreement.py`` (make bench-asha).
+Slow, separate: ``benchmarks/framework_parity.py`` (make bench-parity),
+``benchmarks/asha_agreement.py`` (make bench-asha) and ``benchmarks/scale.py`` (the driver
+at 40 to 4,096 trials against raw Ray Tune, too long for this suite; ``bookkeeping`` here is
+its part without Ray, up to 4,096 cells).
 
     GRIDRUN_DATA_DIR=path/to/data python benchmarks/suite.py            # make bench
     python benchmarks/suite.py --only trainer_speed,parallel --out-dir runs/bench
@@ -63,6 +65,13 @@ def _orchestration(r: dict) -> list:
     return [row("orchestration", f"{r['trials']} trials, gridrun launch / raw Ray Tune",
                 f"{r['ratio']:.3f}", f"<= {r['target']}", r["met"]),
             row("orchestration", "overhead per trial", f"{r['overhead_seconds_per_trial']:+.2f} s")]
+
+
+def _bookkeeping(r: dict) -> list:
+    return [row("driver bookkeeping (no Ray)",
+                f"per cell, {r['growth_from']:,} -> {r['growth_to']:,} cells",
+                f"x{r['growth']:.2f} ({r['per_cell_ms']:.2f} ms per cell)",
+                f"<= {r['target']}", r["met"])]
 
 
 def _parallel(r: dict) -> list:
@@ -145,6 +154,7 @@ def _gpu(r: dict) -> list:
 BENCHES = (
     Bench("trainer_speed", (), _trainer_speed),
     Bench("orchestration", (), _orchestration),
+    Bench("bookkeeping", (), _bookkeeping),
     Bench("parallel", (), _parallel),
     Bench("parallel_no_asha", ("--no-asha",), _parallel, script="parallel"),
     Bench("data_path", (), _data_path),
