@@ -37,13 +37,15 @@ def _launch_of_store(info: dict, parts: dict) -> dict:
             "expected_epochs": None, "sessions": [{"started_at": info.get("started_at")}]}
 
 
-def read_status(run: str) -> journal.RunStatus:
+def read_status(run: str, cache: dict | None = None) -> journal.RunStatus:
+    """The status of the run at ``run`` (a path or URI); ``cache``: see
+    ``journal.read_parts``."""
     try:
         loc = Location(run)
         if not loc.is_dir():
             raise store.StoreError(f"{run}: no such run folder")
         info, launched = journal.read_state(loc)
-        parts = journal.read_parts(loc)
+        parts = journal.read_parts(loc, cache)
         heartbeat = journal.read_heartbeat(loc)
     except (StorageError, ValueError) as e:
         raise store.StoreError(f"{run}: cannot read the run ({e})") from None
@@ -76,8 +78,9 @@ _ENDED = ("complete", "interrupted")
 def watch_status(run: str, every: float | None) -> Iterator[str]:
     """The status text of ``run``, once (``every`` None), or again every ``every`` seconds
     until the run has ended (complete, interrupted, or its driver is gone)."""
+    cache: dict = {}  # the parts read so far: each poll fetches only the new ones
     while True:
-        s = read_status(run)
+        s = read_status(run, cache)
         yield s.text()
         if every is None or s.state in _ENDED or s.gone:
             return

@@ -73,19 +73,31 @@ def write_part(run: Location, cell_key: str, trials: Sequence[Mapping],
     part_file(run, cell_key).write_text(part_text(cell_key, trials, epochs, session))
 
 
-def read_parts(run: Location) -> dict[str, tuple[dict, list[dict], int]]:
+def read_parts(run: Location, cache: dict | None = None
+               ) -> dict[str, tuple[dict, list[dict], int]]:
     """{trial_id: (trials row, epochs rows, session)} of every cell that has ended. A part
     that cannot be parsed (a write cut off on storage without atomic writes) is skipped:
-    its cell runs again."""
+    its cell runs again. ``cache`` (a dict kept by the caller between reads, as ``gridrun
+    status --watch`` does) holds the parts read before with their modification times, so
+    a read after the first fetches only new or rewritten parts: one listing and a few GETs
+    on an object store, instead of one GET per cell."""
     out = {}
     folder = run.child(PARTS)
-    for name in folder.list():
+    cache = {} if cache is None else cache
+    listed = folder.files() if folder.is_dir() else {}
+    for name in [n for n in cache if n not in listed]:
+        del cache[name]
+    for name, mtime in sorted(listed.items()):
         if not name.endswith(".json"):
             continue
-        try:
-            part = json.loads(folder.child(name).read_text())
-        except (ValueError, OSError):
-            continue
+        if name in cache and mtime is not None and cache[name][0] == mtime:
+            part = cache[name][1]
+        else:
+            try:
+                part = json.loads(folder.child(name).read_text())
+            except (ValueError, OSError):
+                continue
+            cache[name] = (mtime, part)
         eps: dict[str, list] = {}
         for e in part["epochs"]:
             eps.setdefault(e["trial_id"], []).append(e)

@@ -104,6 +104,29 @@ def test_parts_round_trip_and_a_torn_part_is_skipped(tmp_path):
     assert row == ROW and got == eps and session == 1
 
 
+def test_a_watch_fetches_only_the_parts_that_are_new_or_rewritten(tmp_path, monkeypatch):
+    loc = Location(tmp_path)
+    reads = []
+    real = Location.read_text
+    monkeypatch.setattr(Location, "read_text", lambda self: reads.append(self.name)
+                        or real(self))
+    for tid in ("a0", "b0"):
+        _journal.write_part(loc, tid, [{**ROW, "trial_id": tid}], [], session=1)
+    cache: dict = {}
+    assert set(_journal.read_parts(loc, cache)) == {"a0", "b0"} and len(reads) == 2
+    reads.clear()
+    assert set(_journal.read_parts(loc, cache)) == {"a0", "b0"} and reads == []
+    _journal.write_part(loc, "c0", [{**ROW, "trial_id": "c0"}], [], session=1)
+    b = tmp_path / "parts" / _journal.part_name("b0")
+    b.write_text(b.read_text().replace('"completed"', '"error"'))
+    os.utime(b, (b.stat().st_atime, b.stat().st_mtime + 5))  # rewritten later (a confirm)
+    (tmp_path / "parts" / _journal.part_name("a0")).unlink()
+    parts = _journal.read_parts(loc, cache)
+    assert sorted(reads) == sorted([_journal.part_name("b0"), _journal.part_name("c0")])
+    assert set(parts) == {"b0", "c0"} and parts["b0"][0]["status"] == "error"
+    assert _journal.part_name("a0") not in cache
+
+
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
