@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/gridrun launch ablations/quickstart.py --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not ray"
