@@ -457,6 +457,9 @@ def main(argv=None) -> int:
                       f"of resolution {resolution}: best {e.min():.2f}, median "
                       f"{np.median(e):.2f}, worst {e.max():.2f}; under 0.5 in "
                       f"{np.mean(e < 0.5):.0%}")
+        if not spread:
+            print("  (none: only regular fractions of two-level grids smaller than the "
+                  "grid are enumerated)")
         print("\ninteractions of the truth's full factorial, by order (points; root mean "
               "square, its seed noise, and the largest two):")
         spectrum = interaction_spectrum(out)

@@ -104,6 +104,26 @@ def test_the_recorded_7_factor_summary_gives_the_rows_its_runs_printed():
         assert round(row["rho"], 2) == rho and round(row["max_err"], 2) == max_err
 
 
+MIXED_ARGS = "augmentation,optimizer:3,dropout:3,batch_size:3,weight_decay:3"
+RECORDED_MIXED = BENCH.parent / "results" / "asha_mixed_6k.json"
+
+
+def test_the_recorded_mixed_summary_gives_the_rows_the_readme_prints():
+    """The README's row for the grid with three-level factors, recomputed from the recorded
+    per-level effects: a summary of this grid (per-level keys), its rows as printed."""
+    bench = load_bench()
+    args = bench.argparse.Namespace(factors=6, techniques=MIXED_ARGS, seeds=3, epochs=8,
+                                    train_size=6000, val_fraction=0.03)
+    arms = bench.earlier_summary(RECORDED_MIXED, args)["arms"]
+    assert len(arms["truth"]["effects"]) == 9  # 1 + 2 + 2 + 2 + 2 levels against baselines
+    printed = {"gridrun": (1920, "6/6", 0.92, 0.32), "vanilla ASHA": (758, "5/6", 0.75, 7.26)}
+    for arm, (epochs, signs, rho, max_err) in printed.items():
+        row = bench.compare(arms["truth"], arms[arm])
+        assert (row["epochs"], row["signs"]) == (epochs, signs)
+        assert round(row["rho"], 2) == rho and round(row["max_err"], 2) == max_err
+    assert arms["gridrun"]["trial_epochs"] <= arms["truth"]["trial_epochs"] / 2
+
+
 def test_truth_from_adds_an_arm_to_a_recorded_summary_without_training(tmp_path, capsys):
     bench = load_bench()
     recorded = json.loads(RECORDED.read_text())
