@@ -84,7 +84,7 @@ def read_parts(run: Location, cache: dict | None = None
     out = {}
     folder = run.child(PARTS)
     cache = {} if cache is None else cache
-    listed = folder.files() if folder.is_dir() else {}
+    listed = folder.files()  # one listing; a missing folder lists nothing
     for name in [n for n in cache if n not in listed]:
         del cache[name]
     for name, mtime in sorted(listed.items()):
