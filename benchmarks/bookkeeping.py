@@ -9,7 +9,8 @@ same work at every n. Each stage is gridrun's own code, called as the launch cal
 
 - design: the trials and their ids, the cells, the anchors, the lines launch prints, and
   launch.json;
-- Tune's grid: the trials Ray Tune's variant generator makes from the Tuner's grid search;
+- Tune's grid: the trials Ray Tune makes from the driver's cell search, as ``Tuner.fit``
+  does (placeholders, the searcher's suggestion, each trial's config resolved);
 - schedule: the ablation-aware ASHA's decision at every report of every cell;
 - collector: the Tune callback at every start, report and end (each end writes the cell's
   part file), and a heartbeat every 64 cells;
@@ -30,6 +31,7 @@ Python is warmed up on 16 cells first (imports, caches), untimed.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import random
@@ -110,8 +112,11 @@ def _epoch(tid: str, e: int, rng) -> dict:
 
 
 def run(n: int, folder: Path, memory: bool) -> Stages:
-    from ray import tune
-    from ray.tune.search.variant_generator import generate_variants
+    from ray.tune.impl.placeholder import (create_resolvers_map, inject_placeholders,
+                                           resolve_placeholders)
+    from ray.tune.search import Searcher
+    from ray.tune.search.variant_generator import _resolve_nested_dict, format_vars
+    from ray.tune.utils.util import merge_dicts
 
     from gridrun.design.grid import expand
     from gridrun.design.labels import label_warnings
@@ -121,9 +126,9 @@ def run(n: int, folder: Path, memory: bool) -> Stages:
     from gridrun.report.tables import report_text
     from gridrun.run.cells import cells_of, collect_rows
     from gridrun.run.collector import Heartbeat, make_collector
-    from gridrun.run.driver import _Grid
     from gridrun.run.progress import LiveView, Progress
     from gridrun.run.runfolder import launch_record, tidy
+    from gridrun.run.search import cell_search
     from gridrun.store import journal, tables
     from gridrun.store.location import Location
     from gridrun.store.progress import read_progress
@@ -136,14 +141,22 @@ def run(n: int, folder: Path, memory: bool) -> Stages:
         anchors = anchors_of(a)
         anchors_text(a), label_warnings(a)
         launch_record(loc, a, trials, cells, None, anchors, dt.datetime.now(dt.timezone.utc))
-    with T("Tune's grid"):  # the Tuner's grid as gridrun.run.driver._tuner builds it
-        grid = _Grid({"key": c.key, "config": dict(c.config), "epochs": a.epochs,
-                      "trials": [{"trial_id": t.trial_id, "seed": t.seed} for t in c.trials],
-                      "checkpoints": loc.child("checkpoints").full, "resume": True,
-                      "replay": True, "weights": None, "checkpoint_seconds": 0.0,
-                      "save_at": [1, 3]} for c in cells)
-        space = {"config": {"cell": tune.grid_search(grid), "threads": 1, "metric": a.metric}}
-        made = [spec["config"]["cell"] for _, spec in generate_variants(space)]
+    with T("Tune's grid"):  # the driver's cell search, each trial as Tuner.fit makes it
+        grid = [{"key": c.key, "config": dict(c.config), "epochs": a.epochs,
+                 "trials": [{"trial_id": t.trial_id, "seed": t.seed} for t in c.trials],
+                 "checkpoints": loc.child("checkpoints").full, "resume": True,
+                 "replay": True, "weights": None, "checkpoint_seconds": 0.0,
+                 "save_at": [1, 3]} for c in cells]
+        search, resolvers = cell_search(grid, threads=1, metric=a.metric), create_resolvers_map()
+        spec = {"config": inject_placeholders(copy.deepcopy(search["param_space"]), resolvers)}
+        made = []
+        while (suggested := search["search_alg"].suggest(str(len(made)))) != Searcher.FINISHED:
+            trial = copy.deepcopy(spec)  # ray.tune.search.search_generator, per trial
+            trial["config"] = merge_dicts(trial["config"], copy.deepcopy(suggested))
+            format_vars(_resolve_nested_dict(trial["config"]))
+            config = copy.deepcopy(trial["config"])  # Trial.resolve_config_placeholders
+            resolve_placeholders(config, resolvers)
+            made.append(config["cell"])
     with T("schedule"):  # as gridrun.run.scheduler.cell_scheduler builds it
         s = a.scheduler
         state = RungState(asha_rungs(a.epochs, s.grace_period, s.reduction_factor),

@@ -4,9 +4,9 @@ a minimal Ray Tune script with the same training and ``reuse_actors=True``.
 Both sides train the same 40 configurations (digits, simple_cnn, 5 dropout rates x 4
 learning rates x batch norm, one seed, ``--epochs`` epochs: about 2 s per trial), two at a
 time, with gridrun's own ``Trainer`` stepping one epoch per ``tune.report``. The raw script
-is what a user would write by hand: ``ray.init``, a grid search, a Tuner, nothing else (no
-checkpoints, no Parquet store, no journal, no progress, no report). Each side runs in a
-fresh process (Ray start included), alternating raw, gridrun, raw, gridrun, ...; the figure
+is what a user would write by hand: ``ray.init``, a grid search per factor, a Tuner, nothing
+else (no checkpoints, no Parquet store, no journal, no progress, no report). Each side runs
+in a fresh process (Ray start included), alternating raw, gridrun, raw, gridrun, ...; the figure
 is the median of the wall-time ratios gridrun / raw over the pairs, and the per-trial
 overhead (gridrun's wall time minus raw's, divided by the trials and multiplied by the
 trials running at once). Target: ratio <= 1.10.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -75,11 +76,36 @@ def run_raw(epochs: int) -> float:
     return raw_tune(lambda: ablation(epochs), CONCURRENT)
 
 
-def raw_tune(make_ablation, concurrent: int, grid=list) -> float:
+def factorial_space(configs: list[dict]) -> dict:
+    """The configurations as a Tune user writes a full factorial: one ``tune.grid_search``
+    per key whose value varies, the others as they are. Configurations that are not a full
+    factorial stay one grid search over the whole list (which Tune deep-copies per trial).
+
+    >>> space = factorial_space([{"a": a, "b": b, "e": 1} for a in (0, 1) for b in "xyz"])
+    >>> space["a"], space["b"], space["e"]
+    ({'grid_search': [0, 1]}, {'grid_search': ['x', 'y', 'z']}, 1)
+    >>> factorial_space([{"a": 0, "b": "x"}, {"a": 1, "b": "y"}])
+    {'grid_search': [{'a': 0, 'b': 'x'}, {'a': 1, 'b': 'y'}]}
+    """
+    from ray import tune
+
+    levels = {k: [] for k in configs[0]}
+    for c in configs:
+        if c.keys() != levels.keys():
+            return tune.grid_search(configs)
+        for k, v in c.items():
+            if v not in levels[k]:
+                levels[k].append(v)
+    if math.prod(len(v) for v in levels.values()) != len(configs):
+        return tune.grid_search(configs)
+    return {k: tune.grid_search(v) if len(v) > 1 else v[0] for k, v in levels.items()}
+
+
+def raw_tune(make_ablation, concurrent: int) -> float:
     """Seconds to train the configurations of ``make_ablation()`` (made inside the timing)
-    with raw Ray Tune, ``concurrent`` at a time; ``grid`` wraps the list of configurations
-    given to ``tune.grid_search`` (``benchmarks/scale.py`` passes one Tune does not copy
-    per trial). The same data as ``gridrun launch`` loads (its train_size included)."""
+    with raw Ray Tune, ``concurrent`` at a time: a grid search per factor (as a Tune user
+    writes a factorial; ``factorial_space``), ``reuse_actors=True``. The same data as
+    ``gridrun launch`` loads (its train_size included)."""
     import ray
     from ray import tune
 
@@ -97,7 +123,7 @@ def raw_tune(make_ablation, concurrent: int, grid=list) -> float:
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(_raw_trainable, data=data),
                                     {"cpu": 1}),
-                param_space={"config": tune.grid_search(grid(configs))},
+                param_space={"config": factorial_space(configs)},
                 tune_config=tune.TuneConfig(reuse_actors=True,
                                             max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(storage_path=tmp, verbose=0))

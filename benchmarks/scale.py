@@ -4,11 +4,9 @@ raw Ray Tune, for n in --sizes (default 40, 1,024 and 4,096).
 Both sides train the same n configurations (digits, train_size 100, one seed, one epoch:
 well under a second of training per trial, so what is measured is what surrounds it),
 ``--concurrent`` at a time, with gridrun's own ``Trainer``. The raw side is
-``benchmarks/orchestration.py``'s: ``ray.init``, a grid search over the configurations, a
-Tuner with ``reuse_actors=True``, nothing else; its grid is a list Tune does not copy for
-every trial it makes, as gridrun's own is (``--plain-grid``: a plain list, which Tune
-deep-copies whole per trial: O(n^2) in the driver). Each side runs in a fresh process (Ray
-start included), the raw side first. Per side and n:
+``benchmarks/orchestration.py``'s: ``ray.init``, a grid search per factor (as a Tune user
+writes a factorial), a Tuner with ``reuse_actors=True``, nothing else. Each side runs in a
+fresh process (Ray start included), the raw side first. Per side and n:
 
 - wall time (the whole process; for gridrun the whole `gridrun launch` command, its report
   and plots at the end included), per trial, and gridrun's overhead per trial over raw
@@ -61,8 +59,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sides", default=None,
                         help="comma-separated sides to run: raw, local, storage "
                              "(default all there are)")
-    parser.add_argument("--plain-grid", action="store_true",
-                        help="raw side: a plain list in tune.grid_search (copied per trial)")
     parser.add_argument("--out", default=None, help="write the results as JSON to this file")
     parser.add_argument("--side", choices=("raw", "gridrun"), default=None,
                         help=argparse.SUPPRESS)  # one side, in its own process
@@ -118,16 +114,6 @@ def ablation(n: int, train_size: int = 100, concurrent: int = 2):
 
 
 # -- one side, in its own process ----------------------------------------------------------
-class _Uncopied(list):
-    """A grid-search list Tune does not deep-copy per trial (as gridrun.run.driver's)."""
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __reduce__(self):
-        return list, (list(self),)
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -136,8 +122,7 @@ def raw_side(args) -> dict:
     import orchestration
 
     seconds = orchestration.raw_tune(
-        lambda: ablation(args.n, args.train_size, args.concurrent), args.concurrent,
-        grid=list if args.plain_grid else _Uncopied)
+        lambda: ablation(args.n, args.train_size, args.concurrent), args.concurrent)
     return {"seconds_inside": seconds, "driver_peak_rss_mb": _peak_rss_mb()}
 
 
@@ -229,7 +214,6 @@ def run_side(args, side: str, n: int, run_dir: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--side", side, "--n", str(n),
            "--concurrent", str(args.concurrent), "--train-size", str(args.train_size)]
     cmd += ["--run-dir", run_dir] if run_dir else []
-    cmd += ["--plain-grid"] if args.plain_grid else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])}  # Ray workers too
     with tempfile.TemporaryFile("w+") as log:
@@ -336,7 +320,7 @@ def main() -> None:
     print(table(rows, args.storage))
     result = {"sizes": args.sizes, "concurrent": args.concurrent,
               "train_size": args.train_size, "storage": args.storage,
-              "plain_grid": args.plain_grid, "cpu_count": os.cpu_count(), "rows": rows,
+              "cpu_count": os.cpu_count(), "rows": rows,
               "growth": growth(rows)}
     for side, g in result["growth"].items():
         print(f"{side}: wall time per trial x{g['seconds_per_trial']:.2f} and driver memory "

@@ -260,7 +260,8 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
             callbacks = [collector, *tracked.callbacks(collector.row)]
             tuner = _tuner(ablation, first, data, tune_dir, callbacks, scheduler, verbose,
                            loc, resume=True, replay=replay, protected=anchors.keys())
-            interrupted = _fit(tuner) or _cut_short(first, collector, ablation.epochs)
+            interrupted = (_fit(tuner, ablation.max_concurrent)
+                           or _cut_short(first, collector, ablation.epochs))
             if not interrupted and confirm_top is not None:
                 reports = {tid: [as_report(e) for e in v[1]] for tid, v in previous.items()}
                 reports.update(collector.reports)
@@ -280,7 +281,8 @@ def _run_on_ray(ablation, trials, previous, cells, anchors, data, *, loc, verbos
                                   f"({ablation.epochs} epochs), continued from their "
                                   "checkpoints", highlight=False)
                     interrupted = _fit(_tuner(ablation, again, data, tune_dir, callbacks,
-                                              None, verbose, loc, resume=True, replay=True))
+                                              None, verbose, loc, resume=True, replay=True),
+                                       ablation.max_concurrent)
         machine = hardware(ray)
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
@@ -392,10 +394,13 @@ def _cut_short(cells, collector, max_epochs) -> bool:
     return False
 
 
-def _fit(tuner) -> bool:
+def _fit(tuner, max_concurrent) -> bool:
     """Run the tuner; True when the user interrupted it (Ctrl-C)."""
+    from gridrun.run.search import pending_trials
+
     try:
-        tuner.fit()
+        with pending_trials(max_concurrent):
+            tuner.fit()
     except KeyboardInterrupt:
         return True
     return False
@@ -505,24 +510,11 @@ def _checkpoint_seconds() -> float:
                            f"{text!r}") from None
 
 
-class _Grid(list):
-    """The cells of the Tuner's grid search, never changed once made. Tune's variant
-    generator deep-copies the whole search space, grid included, for every trial it makes:
-    O(n) per trial, O(n^2) per run (measured: 34 ms of driver time a trial at 1,024 cells,
-    156 ms at 4,096). As its own copy, this list costs nothing there; each trial's config
-    is still a copy of its own cell. It pickles as a plain list."""
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __reduce__(self):
-        return list, (list(self),)
-
-
 def _tuner(ablation, cells, data, tune_dir, callbacks, scheduler, verbose, loc: Location, *,
            resume, replay, protected=frozenset()):
     from ray import tune
 
+    from gridrun.run.search import cell_search
     from gridrun.run.trainable import cell_trainable
     from gridrun.design.schedule import asha_rungs
 
@@ -542,12 +534,14 @@ def _tuner(ablation, cells, data, tune_dir, callbacks, scheduler, verbose, loc: 
              "checkpoint_seconds": every,
              "save_at": rungs if scheduler is not None and c.key not in protected else []}
             for c in cells]
+    search = cell_search(grid, threads=threads, metric=ablation.metric)
     return tune.Tuner(
         trainable,
-        param_space={"cell": tune.grid_search(_Grid(grid)), "threads": threads,
-                     "metric": ablation.metric},
+        param_space=search["param_space"],
         tune_config=tune.TuneConfig(metric=ablation.metric, mode=ablation.mode,
                                     scheduler=scheduler, reuse_actors=True,
+                                    search_alg=search["search_alg"],
+                                    num_samples=search["num_samples"],
                                     max_concurrent_trials=ablation.max_concurrent),
         run_config=tune.RunConfig(name=ablation.name, storage_path=tune_dir,
                                   verbose=1 if verbose else 0, callbacks=list(callbacks),

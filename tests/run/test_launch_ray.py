@@ -376,3 +376,95 @@ def test_unreachable_cluster_is_one_clear_error(tmp_path):
     assert last.startswith("error: cannot join Ray at 127.0.0.1:")
     assert "nothing answers there" in last
     assert not (tmp_path / "run").exists()
+
+
+def test_a_real_tuner_copies_the_same_per_trial_whatever_the_grid(tmp_path, monkeypatch):
+    """Tune's grid search deep-copies the whole search space for every trial it makes
+    (``ray.tune.tune``, then its variant generator): with the cells themselves in a grid
+    search, every trial copied every cell, O(n^2), minutes of driver time at 4,096 cells.
+    Through a real Tuner.fit with the driver's cell search, every trial gets its own cell,
+    once, and the objects Tune copies per trial (counted as deepcopy's memo counts them:
+    dicts, lists, tuples) do not grow with the grid."""
+    import copy
+    import types
+
+    import ray
+    import ray.tune.search.search_generator
+    import ray.tune.search.variant_generator
+    import ray.tune.tune
+    from ray import tune
+
+    from gridrun.run.search import cell_search
+
+    copied = [0]
+
+    def counting(x, memo=None):
+        memo = {} if memo is None else memo
+        before = len(memo)
+        y = copy.deepcopy(x, memo)
+        copied[0] += len(memo) - before
+        return y
+
+    shim = types.SimpleNamespace(deepcopy=counting, copy=copy.copy)
+    for module in (ray.tune.tune, ray.tune.search.variant_generator,
+                   ray.tune.search.search_generator):
+        monkeypatch.setattr(module, "copy", shim)
+
+    def echo_cell(config):  # made here so that it travels to the workers by value
+        tune.report({"same": config["cell"]["key"] == config["key"], "epoch": 1})
+
+    def copied_per_trial(n):
+        copied[0] = 0
+        grid = [{"key": f"c{i}", "config": {"dropout": i / 100, "crop": [2, 2]},
+                 "trials": [{"trial_id": f"t{i}", "seed": 0}]} for i in range(n)]
+        search = cell_search(grid, threads=1)
+        tuner = tune.Tuner(echo_cell, param_space=search["param_space"],
+                           tune_config=tune.TuneConfig(reuse_actors=True,
+                                                       search_alg=search["search_alg"],
+                                                       num_samples=search["num_samples"],
+                                                       max_concurrent_trials=2),
+                           run_config=tune.RunConfig(storage_path=str(tmp_path / f"t{n}"),
+                                                     verbose=0))
+        results = tuner.fit()
+        assert not results.errors
+        assert sorted(r.config["key"] for r in results) == sorted(c["key"] for c in grid)
+        assert all(r.metrics["same"] for r in results)
+        assert all(r.config["cell"] == next(c for c in grid if c["key"] == r.config["key"])
+                   for r in results)
+        return copied[0] / n
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        small, large = copied_per_trial(4), copied_per_trial(24)
+        pending = _pending_trials_allowed(monkeypatch)
+    finally:
+        ray.shutdown()
+    assert large <= 1.1 * small, (small, large)  # 18 and 18 (the cells in a grid search: 70, 166)
+    # Without max_concurrent, as many trials may wait for resources as for a grid search
+    # (an autoscaler sees their demand); Tune's own setting for a searcher, 1, comes back
+    # after the run; with max_concurrent, or the user's own setting, nothing changes.
+    assert pending == {"unlimited": 200, "after": 1, "max_concurrent 2": 2, "user's 7": 7}
+
+
+def _pending_trials_allowed(monkeypatch):
+    from ray.tune.execution.tune_controller import _get_max_pending_trials
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+
+    from gridrun.run.search import CellSearch, pending_trials
+
+    def allowed(limit):
+        searcher = CellSearch(["a"])
+        return _get_max_pending_trials(SearchGenerator(
+            ConcurrencyLimiter(searcher, limit) if limit else searcher))
+
+    monkeypatch.delenv("TUNE_MAX_PENDING_TRIALS_PG", raising=False)
+    out = {}
+    with pending_trials(None):
+        out["unlimited"] = allowed(None)
+    out["after"] = allowed(None)
+    with pending_trials(2):
+        out["max_concurrent 2"] = allowed(2)
+    monkeypatch.setenv("TUNE_MAX_PENDING_TRIALS_PG", "7")
+    with pending_trials(None):
+        out["user's 7"] = allowed(None)
+    return out

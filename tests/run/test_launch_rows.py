@@ -101,35 +101,3 @@ def test_progress_moves_a_confirmed_trial_from_stopped_to_completed():
     p.start("b")  # the confirmation continues it
     p.reclassify("b", "stopped_early", "completed")
     assert (p.done, p.completed, p.stopped, len(p.running)) == (2, 2, 0, 0)
-
-
-def test_tunes_variant_generator_copies_each_cell_once_not_the_whole_grid_per_trial():
-    """Tune deep-copies the search space for every trial it makes; a grid of n cells was
-    copied n times (O(n^2): minutes of driver time at 4,096 cells). The Tuner's grid is a
-    list that is its own copy: the trials' configs are unchanged, each is a copy of its
-    own cell, and the grid pickles as a plain list."""
-    import copy
-    import pickle
-
-    from ray.tune import grid_search
-    from ray.tune.search.variant_generator import generate_variants
-
-    from gridrun.run.driver import _Grid
-
-    copies = []
-
-    class Counted(dict):
-        def __deepcopy__(self, memo):
-            copies.append(self["key"])
-            return Counted(copy.deepcopy(dict(self), memo))
-
-    cells = [Counted(key=str(i), config={"dropout": i / 100}, trials=[{"seed": 0}])
-             for i in range(50)]
-    space = {"config": {"cell": grid_search(_Grid(cells)), "threads": 1}}
-    made = [spec["config"] for _, spec in generate_variants(space)]
-    assert made == [{"cell": c, "threads": 1} for c in cells]
-    assert all(m["cell"] is not c and m["cell"]["config"] is not c["config"]
-               for m, c in zip(made, cells))
-    assert sorted(copies, key=int) == [c["key"] for c in cells]  # each once, not 50 times
-    assert pickle.loads(pickle.dumps(_Grid([{"a": 1}]))) == [{"a": 1}]
-    assert type(pickle.loads(pickle.dumps(_Grid([{"a": 1}])))) is list
