@@ -118,9 +118,9 @@ def test_a_replaced_file_is_verified_again(tmp_path):
         verify(target, record)
 
 
-@pytest.mark.parametrize("url", [closed_port_url(), None])
-def test_missing_file_without_download_says_where_to_put_it(tmp_path, url):
-    record = RemoteFile("set/blob.bin", url, "ab" * 32)
+@pytest.mark.parametrize("has_url", [True, False], ids=["closed-port-url", "no-url"])
+def test_missing_file_without_download_says_where_to_put_it(tmp_path, has_url):
+    record = RemoteFile("set/blob.bin", closed_port_url() if has_url else None, "ab" * 32)
     with pytest.raises(DataError, match="not found: put blob.bin") as err:
         fetch(record, tmp_path, download=False)
     assert str(tmp_path / "set" / "blob.bin") in str(err.value)
