@@ -23,8 +23,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gridrun launch ablations/quickstart.py --overwrite
 
-# the tests without Ray's fault and cluster scenarios on two processes, then those one at a time
-# (each starts its own Ray, and some time a kill)
+# the tests not marked slow or ray on two processes, then those one at a time (each starts its
+# own Ray; some kill processes and time the recovery)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not ray" --durations=10
 	$(BIN)/python -m pytest -q -m "slow or ray" --durations=20
